@@ -1,0 +1,126 @@
+"""The trace bus: every hop of the mesh as a small event in a bounded ring buffer.
+
+Events are stored as plain tuples because building one must cost next to nothing: the bus is
+always on, and views (graph, sequence diagram, exports) turn tuples into :class:`TraceEvent`
+objects only when they look. Subscribers are called synchronously with each raw tuple and must
+only record it (a view marks itself dirty and redraws later, throttled).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+__all__ = ("EventKind", "RawEvent", "TraceBus", "TraceEvent")
+
+
+class EventKind(Enum):
+    """What happened. ``via`` in the event detail tells how a message was sent."""
+
+    REGISTER = "register"
+    SPAWN = "spawn"
+    INVOKE = "invoke"
+    DELIVER = "deliver"
+    REPLY = "reply"
+    FAIL = "fail"
+    ACTIVATE = "activate"
+    DEACTIVATE = "deactivate"
+    STATE = "state"
+    SAVE = "save"
+    TIMER = "timer"
+    SCHEDULE = "schedule"
+    BROADCAST = "broadcast"
+    BREAKPOINT = "breakpoint"
+    DROP = "drop"
+
+
+#: (seq, time, kind, invocation id, cause id, actor, action, detail)
+RawEvent = tuple[int, float, EventKind, int, int, str, str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One event, readable. ``cause`` is the invocation that led to this one (0 for none)."""
+
+    seq: int
+    time: float
+    kind: EventKind
+    invocation: int
+    cause: int
+    actor: str
+    action: str
+    detail: Any
+
+    @classmethod
+    def of(cls, raw: RawEvent) -> TraceEvent:
+        return cls(*raw)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form, used by the JSONL export and replay."""
+        detail = self.detail if isinstance(self.detail, dict) else {"text": str(self.detail)}
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "kind": self.kind.value,
+            "invocation": self.invocation,
+            "cause": self.cause,
+            "actor": self.actor,
+            "action": self.action,
+            "detail": detail if self.detail is not None else {},
+        }
+
+
+class TraceBus:
+    """A bounded ring of raw events plus optional synchronous subscribers."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._ring: deque[RawEvent] = deque(maxlen=capacity)
+        self._seq = itertools.count(1)
+        self._subscribers: list[Callable[[RawEvent], None]] = []
+        self.capacity = capacity
+
+    def emit(
+        self,
+        now: float,
+        kind: EventKind,
+        invocation: int,
+        cause: int,
+        actor: str,
+        action: str,
+        detail: Any = None,
+    ) -> None:
+        """Record one event; the hot path, so it only builds a tuple and appends it."""
+        event = (next(self._seq), now, kind, invocation, cause, actor, action, detail)
+        self._ring.append(event)
+        if self._subscribers:
+            for subscriber in self._subscribers:
+                subscriber(event)
+
+    def subscribe(self, subscriber: Callable[[RawEvent], None]) -> Callable[[], None]:
+        """Call ``subscriber`` with every new raw event; returns a function that unsubscribes."""
+        self._subscribers = [*self._subscribers, subscriber]
+
+        def unsubscribe() -> None:
+            self._subscribers = [s for s in self._subscribers if s is not subscriber]
+
+        return unsubscribe
+
+    def raw(self) -> list[RawEvent]:
+        """A copy of the ring, oldest first."""
+        return list(self._ring)
+
+    def events(self, since: int = 0) -> Iterator[TraceEvent]:
+        """Readable events with ``seq > since``, oldest first."""
+        for raw in list(self._ring):
+            if raw[0] > since:
+                yield TraceEvent.of(raw)
+
+    def clear(self) -> None:
+        self._ring.clear()
+
+    def __len__(self) -> int:
+        return len(self._ring)

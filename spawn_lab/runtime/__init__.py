@@ -1,0 +1,1 @@
+"""The runtime: ActorSystem, the effect driver, references and the notebook actor API."""

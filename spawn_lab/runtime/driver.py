@@ -1,0 +1,232 @@
+"""The one interpreter of effects: runs handlers, loads and saves state, resolves replies, arms timers.
+
+It holds no policy; every decision was made by the engine. It owns an event loop on its own
+thread (so a blocking call from a notebook cell never deadlocks the kernel's loop), a thread
+pool that drains mailboxes of actors with plain-function handlers, and a small executor for
+TASK actors, so CPU-heavy work never runs on the loop that serves timers and coroutine handlers.
+
+Any thread may call :meth:`Driver.perform`. A caller that asked an idle actor runs that one
+handler itself ("caller runs"); everything else is handed to the loop or the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save
+from spawn_lab.core.engine import Effect, handler_error, store_error_for
+from spawn_lab.core.errors import SpawnLabError, StoreError
+from spawn_lab.core.model import HandlerKind, Value
+from spawn_lab.runtime.actors import Context, as_value
+
+if TYPE_CHECKING:
+    from spawn_lab.runtime.system import ActorSystem
+
+__all__ = ("Driver", "current_invocation")
+
+#: The invocation whose handler is running in this thread or task, for causality and self-ask checks.
+current_invocation: contextvars.ContextVar[tuple[Invocation, Any] | None] = contextvars.ContextVar(
+    "spawn_lab_current_invocation", default=None
+)
+
+
+class Driver:
+    """Performs effects for one :class:`ActorSystem`."""
+
+    def __init__(self, system: ActorSystem, *, workers: int = 32, task_workers: int = 4) -> None:
+        self._system = system
+        self._engine = system._engine
+        self._lock = system._lock
+        self._clock = system.clock
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, name=f"spawn-lab-{system.name}", daemon=True
+        )
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix=f"spawn-lab-{system.name}")
+        self.task_pool = ThreadPoolExecutor(task_workers, thread_name_prefix=f"spawn-lab-task-{system.name}")
+        self._armed: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle = threading.Condition(self._lock)
+        self._thread.start()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def in_loop(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
+    def stop(self) -> None:
+        """Stop the loop and the pools; handlers still running finish on their own."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.task_pool.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    # -- interpreting -----------------------------------------------------------------------------
+
+    def perform(self, effects: Iterable[Effect]) -> None:
+        """Carry out effects in order. Runs are dispatched; everything else happens here."""
+        failed: dict[int, BaseException] = {}
+        for effect in effects:
+            kind = type(effect)
+            if kind is Reply:
+                self._reply(effect, failed)  # type: ignore[arg-type]
+            elif kind is Run:
+                self.dispatch(effect)  # type: ignore[arg-type]
+            elif kind is Save:
+                self._save(effect, failed)  # type: ignore[arg-type]
+            else:
+                self._load(effect)  # type: ignore[arg-type]
+        self.after()
+
+    def after(self) -> None:
+        """Re-arm the deadline timer if the engine's next deadline moved earlier; wake idlers."""
+        engine = self._engine
+        deadline = engine.next_deadline()
+        if deadline is not None and not self._clock.virtual and (self._armed is None or deadline < self._armed):
+            self._armed = deadline
+            self.loop.call_soon_threadsafe(self._arm, deadline)
+        if engine.idle:
+            with self._idle:
+                self._idle.notify_all()
+
+    def _reply(self, reply: Reply, failed: dict[int, BaseException]) -> None:
+        error = failed.get(reply.invocation)
+        if error is not None:
+            reply.waiter.resolve(False, None, error)
+        else:
+            reply.waiter.resolve(reply.ok, reply.value, reply.error)
+
+    def _save(self, save: Save, failed: dict[int, BaseException]) -> None:
+        try:
+            self._system._persister.save(save)
+        except SpawnLabError as exc:
+            error = exc if isinstance(exc, StoreError) else store_error_for(save.actor_id, exc)
+            with self._lock:
+                effects = self._engine.save_failed(save.entity_key, error, self._clock.now())
+            if save.invocation:
+                failed[save.invocation] = error
+            self.perform(effects)
+
+    def _load(self, load: Load) -> None:
+        snapshot = error = None
+        try:
+            snapshot = self._system._persister.load(load)
+        except SpawnLabError as exc:
+            error = exc if isinstance(exc, StoreError) else store_error_for(load.actor_id, exc)
+        with self._lock:
+            effects = self._engine.loaded(load.entity_key, snapshot, error, self._clock.now())
+        self.perform(effects)
+
+    def dispatch(self, run: Run) -> None:
+        """Start a Run where its kind belongs: the pool, the loop or the task executor."""
+        if run.kind is HandlerKind.SYNC:
+            self.pool.submit(self._drain, run)
+        elif run.kind is HandlerKind.TASK:
+            self.task_pool.submit(self._drain, run)
+        elif self.in_loop():
+            self.loop.create_task(self._drain_async(run))
+        else:
+            self.loop.call_soon_threadsafe(self._spawn_async, run)
+
+    def _spawn_async(self, run: Run) -> None:
+        self.loop.create_task(self._drain_async(run))
+
+    # -- running handlers -----------------------------------------------------------------------
+
+    def context_of(self, run: Run) -> Context:
+        inv = run.invocation
+        return Context(run.state, run.tags, inv.metadata, inv.caller, run.actor_id, inv.action, inv.id, self._system)
+
+    def call_sync(self, run: Run) -> Value | BaseException:
+        """Run a plain-function handler in this thread; an exception becomes the outcome."""
+        token = current_invocation.set((run.invocation, run.entity_key))
+        try:
+            handler = run.definition.host.handler(run.invocation.action)  # type: ignore[attr-defined]
+            result = handler(self.context_of(run), run.invocation.payload)
+            if asyncio.iscoroutine(result):
+                result.close()
+                raise TypeError("a handler marked synchronous returned a coroutine")
+            return as_value(result)
+        except Exception as exc:  # the handler's failure is the asker's answer, not ours
+            return handler_error(run.actor_id, run.invocation.action, exc, traceback.format_exc())
+        finally:
+            current_invocation.reset(token)
+
+    async def call_async(self, run: Run) -> Value | BaseException:
+        """Run a coroutine handler (or a remote host's call) on the current loop."""
+        token = current_invocation.set((run.invocation, run.entity_key))
+        try:
+            host = run.definition.host
+            call = getattr(host, "call_async", None)
+            if call is not None:
+                return as_value(await call(run, self.context_of(run)))
+            handler = host.handler(run.invocation.action)  # type: ignore[attr-defined]
+            return as_value(await handler(self.context_of(run), run.invocation.payload))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return handler_error(run.actor_id, run.invocation.action, exc, traceback.format_exc())
+        finally:
+            current_invocation.reset(token)
+
+    def complete(self, run: Run, outcome: Value | BaseException) -> Run | None:
+        """Report a finished Run; perform the effects; return the actor's next Run if it is ours."""
+        with self._lock:
+            effects = self._engine.completed(run.invocation, outcome, self._clock.now())
+        following = None
+        for i, effect in enumerate(effects):
+            if type(effect) is Run and effect.entity_key == run.entity_key and effect.kind is run.kind:  # type: ignore[union-attr]
+                following = effects.pop(i)
+                break
+        self.perform(effects)
+        return following  # type: ignore[return-value]
+
+    def _drain(self, run: Run | None) -> None:
+        """Pool thread: run an actor's plain-function messages back to back while they last."""
+        while run is not None:
+            run = self.complete(run, self.call_sync(run))
+
+    async def _drain_async(self, run: Run | None) -> None:
+        while run is not None:
+            run = self.complete(run, await self.call_async(run))
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, deadline - self._clock.now())
+        self._timer = self.loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed = None
+        with self._lock:
+            effects = self._engine.advance(self._clock.now())
+        self.perform(effects)
+        deadline = self._engine.next_deadline()
+        if deadline is not None and self._armed is None:
+            self._armed = deadline
+            self._arm(deadline)
+
+    def wait_idle(self, timeout: float, done: Callable[[], bool] | None = None) -> bool:
+        """Block until the engine is idle (and ``done()`` holds); False on timeout."""
+        check = done or (lambda: True)
+        with self._idle:
+            return self._idle.wait_for(lambda: self._engine.idle and check(), timeout)

@@ -1,0 +1,469 @@
+"""``ActorSystem``: one Spawn actor system living inside the kernel (or any Python process).
+
+Every call has a blocking form, which blocks only the calling cell or thread, and an awaitable
+form for top-level ``await``. An ask to an idle actor runs its handler in the caller's own
+thread or task ("caller runs"), so the common case costs no thread hop at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spawn_lab.core.clock import Clock, RealClock
+from spawn_lab.core.effects import Invocation, Load, Run, Save, Via
+from spawn_lab.core.engine import ActorInfo, Engine
+from spawn_lab.core.errors import ActorNotFoundError, SystemStateError
+from spawn_lab.core.model import NOOP, ActorDefinition, ActorId, HandlerKind, validate_name
+from spawn_lab.core.trace import EventKind, TraceBus, TraceEvent
+from spawn_lab.runtime.actors import Actor
+from spawn_lab.runtime.driver import Driver, current_invocation
+from spawn_lab.runtime.persist import Persister
+from spawn_lab.runtime.refs import ActorRef
+from spawn_lab.runtime.waiters import AsyncWaiter, SyncWaiter
+from spawn_lab.stores.base import Store, open_store
+
+__all__ = ("ActorSystem", "StepResult")
+
+_OPEN: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush every open system when the interpreter exits (a kernel restart included)."""
+    for system in list(_OPEN):
+        system.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one :meth:`ActorSystem.step` delivered, and every event it caused."""
+
+    invocation: int
+    actor: str
+    action: str
+    via: str
+    events: tuple[TraceEvent, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not any(e.kind is EventKind.FAIL and e.invocation == self.invocation for e in self.events)
+
+    def __repr__(self) -> str:
+        return f"<Step #{self.invocation} {self.via} {self.actor}.{self.action} ok={self.ok}>"
+
+
+class ActorSystem:
+    """A Spawn actor system: register actors, spawn instances, invoke them, and watch the trace.
+
+    ``store`` is a URL (``memory://``, ``sqlite:///file.db``, ``postgresql://...``) or a Store.
+    ``clock=ManualClock()`` gives virtual time: timers fire only in :meth:`advance`.
+    ``durable=True`` stores every state change before its reply.
+    """
+
+    def __init__(
+        self,
+        name: str = "spawn-system",
+        *,
+        store: str | Store | None = "memory://",
+        clock: Clock | None = None,
+        durable: bool = False,
+        timeout: float = 30.0,
+        trace_capacity: int = 100_000,
+        workers: int = 32,
+    ) -> None:
+        self.name = validate_name("system", name)
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.trace = TraceBus(trace_capacity)
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._engine = Engine(self.name, self.trace, catch_up=self.clock.virtual)
+        self._engine.durable = durable
+        self.store = open_store(store)
+        self._persister = Persister(self.store, self.name, self.clock, self._on_save_error)
+        self._driver = Driver(self, workers=workers)
+        self._closed = False
+        _OPEN.add(self)
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def register(self, actor: Actor | ActorDefinition) -> ActorRef:
+        """Register (or replace) an actor; returns a reference to it."""
+        self._check_open()
+        defn = actor.definition() if isinstance(actor, Actor) else actor
+        with self._lock:
+            effects = self._engine.register(defn, self.clock.now())
+        self._driver.perform(effects)
+        return ActorRef(self, defn.name)
+
+    def spawn(self, name: str, template: str, *, revision: int = 0) -> ActorRef:
+        """Create instance ``name`` of the UNNAMED ``template`` (activated on its first message)."""
+        self._check_open()
+        with self._lock:
+            self._engine.spawn(ActorId(name, self.name, template), self.clock.now(), revision)
+        return ActorRef(self, name)
+
+    def ref(self, name: str) -> ActorRef:
+        """A reference to a registered actor or spawned instance."""
+        if self._engine.definition(name) is None:
+            raise ActorNotFoundError(f"actor {name!r} not found on actor system {self.name!r}")
+        return ActorRef(self, name)
+
+    # -- invocation -------------------------------------------------------------------------------
+
+    def ask(
+        self,
+        actor: str,
+        action: str,
+        payload: object = NOOP,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        register_ref: str = "",
+    ) -> object:
+        """Invoke and wait for the reply, blocking only this thread (a cell, a script)."""
+        self._check_open()
+        if self._driver.in_loop():
+            raise SystemStateError(
+                f"a blocking ask of {actor!r} from a coroutine handler would stall the system's "
+                "loop; use `await system.ask_async(...)` there"
+            )
+        self._check_not_paused(actor, action)
+        waiter = SyncWaiter()
+        inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, False)
+        own = self._submit(inv)
+        if own is not None:
+            following = self._driver.complete(own, self._driver.call_sync(own))
+            if following is not None:
+                self._driver.dispatch(following)
+        elif self._engine.paused and self._engine.is_held(inv):
+            self._held_while_blocking(inv, waiter)
+        return waiter.wait(self.timeout if timeout is None else timeout, f"{actor}.{action}")
+
+    async def ask_async(
+        self,
+        actor: str,
+        action: str,
+        payload: object = NOOP,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        register_ref: str = "",
+    ) -> object:
+        """Invoke and ``await`` the reply on the caller's loop (top-level ``await`` in a cell)."""
+        self._check_open()
+        waiter = AsyncWaiter(asyncio.get_running_loop())
+        inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, True)
+        own = self._submit(inv, allow_async=True)
+        if own is not None:
+            if own.kind is HandlerKind.SYNC:
+                outcome = self._driver.call_sync(own)
+            else:
+                outcome = await self._driver.call_async(own)
+            following = self._driver.complete(own, outcome)
+            if following is not None:
+                self._driver.dispatch(following)
+        return await waiter.wait(self.timeout if timeout is None else timeout, f"{actor}.{action}")
+
+    def tell(
+        self,
+        actor: str,
+        action: str,
+        payload: object = NOOP,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        delay: float = 0.0,
+        register_ref: str = "",
+    ) -> int:
+        """Invoke without waiting (``async=true``); ``delay`` seconds schedules it. Returns its id."""
+        self._check_open()
+        caller, cause = self._caller()
+        now = self.clock.now()
+        with self._lock:
+            inv = Invocation(
+                self._engine.new_id(),
+                actor,
+                action,
+                payload,
+                caller=caller,
+                metadata=dict(metadata) if metadata else None,
+                asynchronous=True,
+                cause=cause,
+                register_ref=register_ref,
+                scheduled_to=now + delay if delay > 0 else 0.0,
+                via=Via.SCHEDULED if delay > 0 else Via.EXTERNAL,
+            )
+            effects = self._engine.submit(inv, now)
+        self._driver.perform(effects)
+        return inv.id
+
+    def _invocation(
+        self,
+        actor: str,
+        action: str,
+        payload: object,
+        metadata: Mapping[str, str] | None,
+        register_ref: str,
+        waiter: Any,
+        in_task: bool,
+    ) -> Invocation:
+        caller, cause = self._caller()
+        current = current_invocation.get()
+        if current is not None and current[1] == actor and not in_task:
+            raise SystemStateError(
+                f"actor {actor!r} cannot ask itself and wait: its own message would queue behind "
+                "the one running now. Use tell() or a side effect instead"
+            )
+        return Invocation(
+            self._engine.new_id(),
+            actor,
+            action,
+            payload,
+            caller=caller,
+            metadata=dict(metadata) if metadata else None,
+            cause=cause,
+            register_ref=register_ref,
+            waiter=waiter,
+        )
+
+    def _caller(self) -> tuple[ActorId | None, int]:
+        current = current_invocation.get()
+        if current is None:
+            return None, 0
+        inv, _ = current
+        entity = inv.entity
+        return (entity.id if entity is not None else None), inv.id
+
+    def _submit(self, inv: Invocation, *, allow_async: bool = False) -> Run | None:
+        """Submit; if the engine starts the caller's own message at once, return it to run here."""
+        with self._lock:
+            effects = self._engine.submit(inv, self.clock.now())
+        own = None
+        for i, effect in enumerate(effects):
+            if type(effect) is Run and effect.invocation is inv:  # type: ignore[union-attr]
+                kind = effect.kind  # type: ignore[union-attr]
+                if kind is HandlerKind.SYNC or (allow_async and kind is HandlerKind.ASYNC):
+                    own = effects.pop(i)
+                break
+        self._driver.perform(effects)
+        return own  # type: ignore[return-value]
+
+    def _check_not_paused(self, actor: str, action: str) -> None:
+        if self._engine.paused and threading.current_thread() is threading.main_thread():
+            raise SystemStateError(
+                f"the system is paused, so a blocking ask of {actor}.{action} would never return: "
+                "use tell() and step(), or resume() first"
+            )
+
+    def _held_while_blocking(self, inv: Invocation, waiter: SyncWaiter) -> None:
+        if threading.current_thread() is threading.main_thread():
+            waiter.resolve(
+                False,
+                NOOP,
+                SystemStateError(
+                    f"breakpoint: {inv.actor}.{inv.action} (invocation #{inv.id}) is held; "
+                    "call step() to deliver it, or resume()"
+                ),
+            )
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    def actors(self) -> list[ActorInfo]:
+        """Every actor, active or passivated, including ones only the store remembers."""
+        with self._lock:
+            infos = self._engine.actors()
+        known = {i.actor_id.name for i in infos}
+        for name in self.store.actors(self.name):
+            if name not in known:
+                infos.append(ActorInfo(ActorId(name, self.name), self._kind_of(name), False, False))
+        return infos
+
+    def _kind_of(self, name: str) -> Any:
+        defn = self._engine.definition(name)
+        from spawn_lab.core.model import Kind
+
+        return defn.settings.kind if defn else Kind.UNKNOWN
+
+    def definition(self, name: str) -> ActorDefinition:
+        defn = self._engine.definition(name)
+        if defn is None:
+            raise ActorNotFoundError(f"actor {name!r} not found on actor system {self.name!r}")
+        return defn
+
+    def state(self, name: str) -> object:
+        """An actor's current state: in memory if active, else from the store, else its initial one."""
+        state, _, _ = self.inspect(name)
+        return state
+
+    def inspect(self, name: str) -> tuple[object, dict[str, str], int]:
+        """``(state, tags, revision)`` of an actor, active or not."""
+        with self._lock:
+            live = self._engine.state_of(name)
+        if live is not None:
+            state, tags, revision = live
+            return state, dict(tags), revision
+        defn = self.definition(name)
+        if defn.settings.stateful:
+            loaded = self._persister.load(Load(ActorId(name, self.name), name))
+            if loaded is not None:
+                return loaded[0], dict(loaded[1]), loaded[2]
+        return defn.initial_state, dict(defn.initial_tags), 0
+
+    def mailbox(self, name: str) -> list[Invocation]:
+        """Messages waiting for ``name`` (the running one first)."""
+        with self._lock:
+            return self._engine.mailbox_of(name)
+
+    def events(self, since: int = 0) -> list[TraceEvent]:
+        """The trace, oldest first."""
+        return list(self.trace.events(since))
+
+    def deactivate(self, name: str) -> None:
+        """Deactivate an idle actor now, as its idle timeout would (its state is saved)."""
+        with self._lock:
+            effects = self._engine.deactivate(name, self.clock.now())
+        self._driver.perform(effects)
+
+    # -- stepping and time ------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._engine.paused
+
+    def pause(self) -> None:
+        """Hold every new message until step() or resume()."""
+        with self._lock:
+            self._engine.pause()
+
+    def resume(self) -> None:
+        """Deliver what is held and stop holding."""
+        with self._lock:
+            effects = self._engine.resume(self.clock.now())
+        self._driver.perform(effects)
+
+    def step(self, timeout: float | None = None) -> StepResult | None:
+        """Deliver exactly one held message and wait until it (and its effects) settle."""
+        since = self.trace_seq()
+        with self._lock:
+            inv, effects = self._engine.step(self.clock.now())
+        if inv is None:
+            return None
+        self._driver.perform(effects)
+        self._wait_idle(timeout)
+        return StepResult(inv.id, inv.actor, inv.action, inv.via.value, tuple(self.events(since)))
+
+    def held(self) -> list[Invocation]:
+        """Messages waiting for a step, oldest first."""
+        with self._lock:
+            return self._engine.held()
+
+    def run_until_idle(self, timeout: float | None = None) -> int:
+        """Deliver until nothing is queued or running (stepping through held messages if paused).
+
+        Returns how many held messages were stepped.
+        """
+        steps = 0
+        if self._engine.paused:
+            while self.step(timeout) is not None:
+                steps += 1
+        else:
+            self._wait_idle(timeout)
+        return steps
+
+    def break_on(self, actor: str = "*", action: str = "*") -> None:
+        """Pause when a message for ``actor`` (and ``action``) arrives; ``*`` matches any."""
+        with self._lock:
+            self._engine.breakpoints.add((actor, action))
+
+    def clear_breakpoints(self) -> None:
+        with self._lock:
+            self._engine.breakpoints.clear()
+
+    @property
+    def breakpoints(self) -> set[tuple[str, str]]:
+        return set(self._engine.breakpoints)
+
+    def advance(self, seconds: float) -> int:
+        """Move virtual time forward, firing each due timer in order and settling in between.
+
+        Returns how many deadlines fired. Needs ``clock=ManualClock()``.
+        """
+        clock = self.clock
+        if not clock.virtual:
+            raise SystemStateError(
+                "advance() moves virtual time: open the system with clock=ManualClock()"
+            )
+        target = clock.now() + seconds
+        fired = 0
+        while True:
+            deadline = self._engine.next_deadline()
+            if deadline is None or deadline > target:
+                break
+            clock.set(max(deadline, clock.now()))  # type: ignore[attr-defined]
+            with self._lock:
+                effects = self._engine.advance(clock.now(), limit=1)
+            fired += 1
+            self._driver.perform(effects)
+            self._wait_idle(None)
+        clock.set(target)  # type: ignore[attr-defined]
+        return fired
+
+    def _wait_idle(self, timeout: float | None) -> None:
+        limit = self.timeout if timeout is None else timeout
+        if not self._driver.wait_idle(limit):
+            raise SystemStateError(f"the system did not become idle within {limit} s")
+
+    def trace_seq(self) -> int:
+        raw = self.trace.raw()
+        return raw[-1][0] if raw else 0
+
+    # -- persistence hooks --------------------------------------------------------------------------
+
+    def _on_save_error(self, save: Save, error: BaseException) -> None:
+        self.trace.emit(
+            self.clock.now(), EventKind.FAIL, save.invocation, 0, save.actor_id.name, "", {"error": str(error), "save": True}
+        )
+
+    @property
+    def durable(self) -> bool:
+        return self._engine.durable
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SystemStateError(f"actor system {self.name!r} is closed")
+
+    def close(self) -> None:
+        """Save every stateful actor, stop the driver and close the store. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN.discard(self)
+        with self._lock:
+            effects = self._engine.flush(self.clock.now())
+        try:
+            self._driver.perform(effects)
+            self._persister.close()
+        finally:
+            self._driver.stop()
+
+    def __enter__(self) -> ActorSystem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("paused" if self.paused else "running")
+        return f"<ActorSystem {self.name!r} {state} store={self.store.url}>"
+
+    def _repr_html_(self) -> str:
+        from spawn_lab.runtime.html import system_html
+
+        return system_html(self)
