@@ -105,7 +105,7 @@ class Invocation:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Run ``invocation`` on the actor ``actor_id`` with this state; report back with ``completed``."""
+    """Run ``invocation`` on ``actor_id`` with this state; report back with ``completed``."""
 
     invocation: Invocation
     actor_id: ActorId

@@ -1,4 +1,4 @@
-"""The pure actor engine: Spawn's semantics as a state machine that takes events and returns effects.
+"""The pure actor engine: Spawn's semantics as a state machine from events to effects.
 
 Inputs are method calls with ``now`` passed in (``submit``, ``completed``, ``loaded``,
 ``advance``, ``step``); outputs are lists of effects (:mod:`spawn_lab.core.effects`) for the
@@ -112,7 +112,9 @@ class ActorInfo:
 class Engine:
     """All actors of one system. Call it under one lock; perform the effects it returns in order."""
 
-    def __init__(self, system: str, trace: TraceBus | None = None, *, catch_up: bool = False) -> None:
+    def __init__(
+        self, system: str, trace: TraceBus | None = None, *, catch_up: bool = False
+    ) -> None:
         self.system = validate_name("system", system)
         self.trace = trace if trace is not None else TraceBus()
         self.catch_up = catch_up
@@ -144,7 +146,9 @@ class Engine:
         """
         previous = self._defs.get(defn.name)
         self._defs[defn.name] = defn
-        self.trace.emit(now, EventKind.REGISTER, 0, 0, defn.name, "", {"kind": defn.settings.kind.name})
+        self.trace.emit(
+            now, EventKind.REGISTER, 0, 0, defn.name, "", {"kind": defn.settings.kind.name}
+        )
         out: list[Effect] = []
         for entity in self._live(defn.name):
             entity.defn = defn
@@ -177,7 +181,9 @@ class Engine:
             )
         if self._instances.get(actor_id.name) != actor_id.parent:
             self._instances[actor_id.name] = actor_id.parent
-            self.trace.emit(now, EventKind.SPAWN, 0, 0, actor_id.name, "", {"parent": actor_id.parent})
+            self.trace.emit(
+                now, EventKind.SPAWN, 0, 0, actor_id.name, "", {"parent": actor_id.parent}
+            )
         if revision:
             self._spawn_revisions[actor_id.name] = revision
 
@@ -193,7 +199,9 @@ class Engine:
         self._accept(inv, now, out)
         return out
 
-    def completed(self, inv: Invocation, outcome: Value | BaseException, now: float) -> list[Effect]:
+    def completed(
+        self, inv: Invocation, outcome: Value | BaseException, now: float
+    ) -> list[Effect]:
         """A Run finished: apply the state, run the workflow, reply, and start the next message."""
         out: list[Effect] = []
         entity: _Entity = inv.entity
@@ -239,7 +247,9 @@ class Engine:
         """A save failed (full disk, lost connection): keep the state dirty so it is retried."""
         out: list[Effect] = []
         entity = self._entities.get(entity_key)
-        self.trace.emit(now, EventKind.FAIL, 0, 0, entity_key, "", {"error": str(error), "save": True})
+        self.trace.emit(
+            now, EventKind.FAIL, 0, 0, entity_key, "", {"error": str(error), "save": True}
+        )
         if entity is not None:
             entity.dirty = True
             self._arm_snapshot(entity, now)
@@ -396,7 +406,9 @@ class Engine:
         )
         if inv.scheduled_to > now:
             heapq.heappush(self._deadlines, (inv.scheduled_to, next(self._seq), _SCHEDULED, inv))
-            self.trace.emit(now, EventKind.SCHEDULE, inv.id, inv.cause, inv.actor, action, inv.scheduled_to)
+            self.trace.emit(
+                now, EventKind.SCHEDULE, inv.id, inv.cause, inv.actor, action, inv.scheduled_to
+            )
             return
         self._deliver_or_hold(inv, now, out)
 
@@ -435,7 +447,9 @@ class Engine:
                 entity = self._pick_replica(defn, now, out)
             else:
                 parent = self._instances.get(inv.actor, "")
-                entity = self._activate(inv.actor, ActorId(inv.actor, self.system, parent), defn, now, out)
+                entity = self._activate(
+                    inv.actor, ActorId(inv.actor, self.system, parent), defn, now, out
+                )
         if entity.busy is None and not entity.loading and not entity.mailbox:
             self._start(entity, inv, now, out)
         else:
@@ -470,7 +484,9 @@ class Engine:
         entity.busy = inv
         self._running += 1
         self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
-        out.append(Run(inv, entity.id, defn, entity.state, entity.tags, defn.kind_of(action), entity.key))
+        out.append(
+            Run(inv, entity.id, defn, entity.state, entity.tags, defn.kind_of(action), entity.key)
+        )
 
     def _answer(
         self,
@@ -484,19 +500,25 @@ class Engine:
         if ok:
             self.trace.emit(now, EventKind.REPLY, inv.id, inv.cause, inv.actor, inv.action)
         else:
-            self.trace.emit(now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(error))
+            self.trace.emit(
+                now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(error)
+            )
         if inv.waiter is not None:
             out.append(Reply(inv.waiter, inv.id, ok, value, error))
 
     def _fail(self, inv: Invocation, error: BaseException, now: float, out: list[Effect]) -> None:
         if inv.via is Via.INIT:
-            self.trace.emit(now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(error))
+            self.trace.emit(
+                now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(error)
+            )
             return
         self._answer(inv, False, NOOP, error, now, out)
 
     # -- internals: results and workflows ---------------------------------------------------------
 
-    def _apply(self, entity: _Entity, inv: Invocation, value: Value, now: float, out: list[Effect]) -> None:
+    def _apply(
+        self, entity: _Entity, inv: Invocation, value: Value, now: float, out: list[Effect]
+    ) -> None:
         if value.changes_state:
             entity.state = value.state
             entity.dirty = True
@@ -559,7 +581,13 @@ class Engine:
             self.trace.emit(now, EventKind.DROP, inv.id, inv.cause, inv.actor, inv.action, str(exc))
 
     def _broadcast(
-        self, entity: _Entity, inv: Invocation, topic: str, payload: object, now: float, out: list[Effect]
+        self,
+        entity: _Entity,
+        inv: Invocation,
+        topic: str,
+        payload: object,
+        now: float,
+        out: list[Effect],
     ) -> None:
         subscribers = self._subs.get(topic, ())
         self.trace.emit(
@@ -626,7 +654,9 @@ class Engine:
             return
         entity.snapshot_armed = True
         when = now + interval / 1000
-        heapq.heappush(self._deadlines, (when, next(self._seq), _SNAPSHOT, (entity.key, entity.gen)))
+        heapq.heappush(
+            self._deadlines, (when, next(self._seq), _SNAPSHOT, (entity.key, entity.gen))
+        )
 
     def _snapshot(self, data: tuple[str, int], now: float, out: list[Effect]) -> None:
         key, gen = data
@@ -674,7 +704,9 @@ class Engine:
                 asynchronous=True,
                 via=Via.INIT,
             )
-            self.trace.emit(now, EventKind.INVOKE, inv.id, 0, entity.id.name, init, (Via.INIT, "", True))
+            self.trace.emit(
+                now, EventKind.INVOKE, inv.id, 0, entity.id.name, init, (Via.INIT, "", True)
+            )
             self._start(entity, inv, now, out)
             return
         self._pump(entity, now, out)
@@ -696,7 +728,7 @@ class Engine:
         timeout_s = (timeout if timeout is not None else _DEFAULT_IDLE_MS) / 1000
         if entity.busy is not None or entity.mailbox or entity.loading:
             self._arm_idle(entity, now + timeout_s, now)
-        elif now - entity.last_active < timeout_s:
+        elif now < entity.last_active + timeout_s:  # the same sum _arm_idle uses, so no float gap
             self._arm_idle(entity, now, entity.last_active)
         else:
             self._deactivate(entity, now, out)
@@ -725,7 +757,9 @@ class Engine:
             taken = {r.key for r in pool}
             while f"{defn.name}#{index}" in taken:
                 index += 1
-            replica = self._activate(f"{defn.name}#{index}", ActorId(defn.name, self.system), defn, now, out)
+            replica = self._activate(
+                f"{defn.name}#{index}", ActorId(defn.name, self.system), defn, now, out
+            )
             pool.append(replica)
             return replica
         return min(pool, key=lambda r: len(r.mailbox or ()))
@@ -771,7 +805,7 @@ class Engine:
             following = now + interval
         heapq.heappush(self._deadlines, (following, next(self._seq), _TIMER, key))
 
-    # -- internals: helpers -------------------------------------------------------------------------
+    # -- internals: helpers ---------------------------------------------------------------------
 
     def _live(self, name: str) -> Iterable[_Entity]:
         entity = self._entities.get(name)
@@ -791,7 +825,9 @@ def store_error_for(actor: ActorId, exc: BaseException) -> StoreError:
     return StoreError(f"state store failed for actor {actor.name!r}: {exc}", actor=actor.name)
 
 
-def handler_error(actor: ActorId, action: str, exc: BaseException, traceback_text: str) -> InvocationError:
+def handler_error(
+    actor: ActorId, action: str, exc: BaseException, traceback_text: str
+) -> InvocationError:
     """The error an asker gets when a handler raised."""
     return InvocationError(
         f"{actor.name}.{action} raised {type(exc).__name__}: {exc}", remote_traceback=traceback_text

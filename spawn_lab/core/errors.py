@@ -59,7 +59,11 @@ class InvocationError(SpawnLabError):
 
     def __str__(self) -> str:
         base = super().__str__()
-        return f"{base}\n\nHandler traceback:\n{self.remote_traceback}" if self.remote_traceback else base
+        return (
+            f"{base}\n\nHandler traceback:\n{self.remote_traceback}"
+            if self.remote_traceback
+            else base
+        )
 
 
 class InvocationTimeoutError(SpawnLabError):

@@ -100,7 +100,7 @@ def validate_name(what: str, value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ActorId:
-    """An actor's identity. The registry key is ``(name, system)``; ``parent`` names the template."""
+    """An actor's identity; the registry key is ``(name, system)``; ``parent`` is the template."""
 
     name: str
     system: str
@@ -134,7 +134,8 @@ class TimerAction:
         validate_name("timer action", self.action)
         if not isinstance(self.interval_ms, int) or self.interval_ms <= 0:
             raise RegistrationError(
-                f"timer {self.action!r}: interval_ms must be a positive int, got {self.interval_ms!r}"
+                f"timer {self.action!r}: interval_ms must be a positive int, "
+                f"got {self.interval_ms!r}"
             )
 
 
@@ -180,11 +181,13 @@ class ActorSettings:
                 raise RegistrationError(f"{name} must be a non-negative int or None, got {value!r}")
         if self.min_pool_size < 0 or self.max_pool_size < 0:
             raise RegistrationError(
-                f"pool sizes must be >= 0, got min={self.min_pool_size!r} max={self.max_pool_size!r}"
+                f"pool sizes must be >= 0, got min={self.min_pool_size!r} "
+                f"max={self.max_pool_size!r}"
             )
         if self.max_pool_size and self.max_pool_size < self.min_pool_size:
             raise RegistrationError(
-                f"max_pool_size {self.max_pool_size!r} is below min_pool_size {self.min_pool_size!r}"
+                f"max_pool_size {self.max_pool_size!r} is below "
+                f"min_pool_size {self.min_pool_size!r}"
             )
         if self.kind is Kind.POOLED and self.stateful:
             raise RegistrationError("a POOLED actor is stateless: set stateful=False")
@@ -198,7 +201,9 @@ class ActorSettings:
 def _kind_of(value: object) -> Kind:
     if isinstance(value, str):
         return Kind[value.upper()]
-    return Kind(value)  # type: ignore[call-overload]
+    if isinstance(value, int):
+        return Kind(value)
+    raise ValueError(value)
 
 
 @dataclass(frozen=True, slots=True)

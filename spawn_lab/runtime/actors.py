@@ -101,14 +101,14 @@ def _check_signature(action: str, fn: Handler) -> None:
 class Actor:
     """Build an actor definition in a cell::
 
-        counter = Actor("counter", state={"value": 0})
+    counter = Actor("counter", state={"value": 0})
 
-        @counter.action
-        def add(ctx, amount):
-            total = ctx.state["value"] + amount
-            return Value(total, state={"value": total})
+    @counter.action
+    def add(ctx, amount):
+        total = ctx.state["value"] + amount
+        return Value(total, state={"value": total})
 
-        ref = system.register(counter)
+    ref = system.register(counter)
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The one interpreter of effects: runs handlers, loads and saves state, resolves replies, arms timers.
+"""The one interpreter of effects: runs handlers, loads and saves state, answers, arms timers.
 
 It holds no policy; every decision was made by the engine. It owns an event loop on its own
 thread (so a blocking call from a notebook cell never deadlocks the kernel's loop), a thread
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Driver", "current_invocation")
 
-#: The invocation whose handler is running in this thread or task, for causality and self-ask checks.
+#: The invocation whose handler runs in this thread or task (for causality and self-ask checks).
 current_invocation: contextvars.ContextVar[tuple[Invocation, Any] | None] = contextvars.ContextVar(
     "spawn_lab_current_invocation", default=None
 )
@@ -49,7 +49,9 @@ class Driver:
             target=self._run_loop, name=f"spawn-lab-{system.name}", daemon=True
         )
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix=f"spawn-lab-{system.name}")
-        self.task_pool = ThreadPoolExecutor(task_workers, thread_name_prefix=f"spawn-lab-task-{system.name}")
+        self.task_pool = ThreadPoolExecutor(
+            task_workers, thread_name_prefix=f"spawn-lab-task-{system.name}"
+        )
         self._armed: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._idle = threading.Condition(self._lock)
@@ -83,22 +85,25 @@ class Driver:
         """Carry out effects in order. Runs are dispatched; everything else happens here."""
         failed: dict[int, BaseException] = {}
         for effect in effects:
-            kind = type(effect)
-            if kind is Reply:
-                self._reply(effect, failed)  # type: ignore[arg-type]
-            elif kind is Run:
-                self.dispatch(effect)  # type: ignore[arg-type]
-            elif kind is Save:
-                self._save(effect, failed)  # type: ignore[arg-type]
+            if isinstance(effect, Reply):
+                self._reply(effect, failed)
+            elif isinstance(effect, Run):
+                self.dispatch(effect)
+            elif isinstance(effect, Save):
+                self._save(effect, failed)
             else:
-                self._load(effect)  # type: ignore[arg-type]
+                self._load(effect)
         self.after()
 
     def after(self) -> None:
         """Re-arm the deadline timer if the engine's next deadline moved earlier; wake idlers."""
         engine = self._engine
         deadline = engine.next_deadline()
-        if deadline is not None and not self._clock.virtual and (self._armed is None or deadline < self._armed):
+        if (
+            deadline is not None
+            and not self._clock.virtual
+            and (self._armed is None or deadline < self._armed)
+        ):
             self._armed = deadline
             self.loop.call_soon_threadsafe(self._arm, deadline)
         if engine.idle:
@@ -151,7 +156,16 @@ class Driver:
 
     def context_of(self, run: Run) -> Context:
         inv = run.invocation
-        return Context(run.state, run.tags, inv.metadata, inv.caller, run.actor_id, inv.action, inv.id, self._system)
+        return Context(
+            run.state,
+            run.tags,
+            inv.metadata,
+            inv.caller,
+            run.actor_id,
+            inv.action,
+            inv.id,
+            self._system,
+        )
 
     def call_sync(self, run: Run) -> Value | BaseException:
         """Run a plain-function handler in this thread; an exception becomes the outcome."""
@@ -189,13 +203,18 @@ class Driver:
         """Report a finished Run; perform the effects; return the actor's next Run if it is ours."""
         with self._lock:
             effects = self._engine.completed(run.invocation, outcome, self._clock.now())
-        following = None
+        following: Run | None = None
         for i, effect in enumerate(effects):
-            if type(effect) is Run and effect.entity_key == run.entity_key and effect.kind is run.kind:  # type: ignore[union-attr]
-                following = effects.pop(i)
+            if (
+                isinstance(effect, Run)
+                and effect.entity_key == run.entity_key
+                and effect.kind is run.kind
+            ):
+                following = effect
+                del effects[i]
                 break
         self.perform(effects)
-        return following  # type: ignore[return-value]
+        return following
 
     def _drain(self, run: Run | None) -> None:
         """Pool thread: run an actor's plain-function messages back to back while they last."""

@@ -42,7 +42,9 @@ def system_html(system: ActorSystem) -> str:
     for info in sorted(infos, key=lambda i: i.actor_id.name)[:50]:
         status = "template" if info.template else ("active" if info.active else "passive")
         name = info.actor_id.name + (f" ← {info.actor_id.parent}" if info.actor_id.parent else "")
-        rows.append(_row([html.escape(name), info.kind.name, status, str(info.revision), str(info.mailbox)]))
+        rows.append(
+            _row([html.escape(name), info.kind.name, status, str(info.revision), str(info.mailbox)])
+        )
     more = f"<p>… and {len(infos) - 50} more</p>" if len(infos) > 50 else ""
     mode = "paused" if system.paused else "running"
     return (

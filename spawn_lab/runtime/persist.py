@@ -5,11 +5,20 @@ read through those pending saves first, so an actor that is deactivated and reac
 its last save lands still gets its newest state. Durable saves (``checkpoint``, deactivation on
 close, durable mode) return only once stored; concurrent durable saves share one transaction
 (group commit), so 100 callers pay for a handful of fsyncs, not 100.
+
+One actor's bad save never sinks the others sharing its transaction: a state that cannot be
+encoded, or a row the store rejects as a conflict, is taken out (its caller gets the error) and
+the rest is committed. A store-wide failure (full or read-only disk, lost server) keeps the
+write-behind saves queued and retries them every ``retry_s``, so writing resumes by itself.
+
+With a ``cipher`` (:mod:`spawn_lab.stores.crypto`), states are encrypted after encoding and
+decrypted before decoding; stores only ever see ciphertext.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 from spawn_lab.core.clock import Clock
@@ -17,6 +26,7 @@ from spawn_lab.core.effects import Load, Save
 from spawn_lab.core.errors import ConflictError, CorruptStateError, PayloadError, StoreError
 from spawn_lab.protocol import payloads
 from spawn_lab.stores.base import Snapshot, Store
+from spawn_lab.stores.crypto import KEY_ENV, StateCipher, is_encrypted
 
 __all__ = ("Persister",)
 
@@ -43,8 +53,10 @@ class Persister:
         on_error: Callable[[Save, BaseException], None],
         *,
         retry_s: float = 0.5,
+        cipher: StateCipher | None = None,
     ) -> None:
         self.store = store
+        self.cipher = cipher
         self.system = system
         self._clock = clock
         self._on_error = on_error
@@ -54,7 +66,9 @@ class Persister:
         self._batches: list[_Batch] = []
         self._committing = False
         self._closed = False
-        self._writer = threading.Thread(target=self._write_behind, name=f"spawn-lab-writer-{system}", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_behind, name=f"spawn-lab-writer-{system}", daemon=True
+        )
         self._writer.start()
 
     # -- loads ---------------------------------------------------------------------------------
@@ -76,8 +90,17 @@ class Persister:
 
     def decode(self, snap: Snapshot) -> object:
         """A stored row's state as a Python value; errors name the actor and revision."""
+        type_url, data = snap.type_url, snap.data
+        if is_encrypted(type_url):
+            if self.cipher is None:
+                raise CorruptStateError(
+                    f"stored state of actor {snap.actor!r} (revision {snap.revision}) is "
+                    f"encrypted; set {KEY_ENV} (or pass encryption_key=) to read it",
+                    actor=snap.actor,
+                )
+            type_url, data = self.cipher.decrypt(snap.actor, snap.revision, type_url, data)
         try:
-            return payloads.decode(snap.type_url, snap.data)
+            return payloads.decode(type_url, data)
         except PayloadError as exc:
             raise CorruptStateError(
                 f"stored state of actor {snap.actor!r} (revision {snap.revision}) cannot be "
@@ -94,27 +117,25 @@ class Persister:
                 self._pending.append(save)
                 self._cv.notify_all()
             return
-        batch = _Batch([save])
-        with self._cv:
-            self._batches.append(batch)
-            while not batch.done:
-                if self._committing:
-                    self._cv.wait()
-                    continue
-                self._commit_locked()
-        if batch.error is not None:
-            raise batch.error
+        self._commit_with(_Batch([save]))
 
     def flush(self) -> None:
         """Store everything pending now (on close); raises the first failure."""
-        batch = _Batch([])
+        self._commit_with(_Batch([]))
+
+    def _commit_with(self, batch: _Batch) -> None:
+        """Join (or lead) a group commit; report write-behind saves it rejected; raise our error."""
+        rejected: list[tuple[Save, BaseException]] = []
         with self._cv:
             self._batches.append(batch)
             while not batch.done:
                 if self._committing:
                     self._cv.wait()
                     continue
-                self._commit_locked()
+                failed, _ = self._commit_locked()
+                rejected += failed  # a store-wide failure is retried and reported by the writer
+        for save, error in rejected:
+            self._on_error(save, error)
         if batch.error is not None:
             raise batch.error
 
@@ -134,70 +155,120 @@ class Persister:
         """How many write-behind saves wait to be stored."""
         return len(self._pending)
 
-    def _commit_locked(self) -> BaseException | None:
-        """Commit every pending save and waiting durable batch in one transaction (lock held)."""
+    def _commit_locked(self) -> tuple[list[tuple[Save, BaseException]], StoreError | None]:
+        """Commit every pending save and waiting durable batch in one transaction (lock held).
+
+        Returns the write-behind saves left out for good (conflicts, unencodable states) with
+        their errors, and the store-wide error, if any, that left the others queued.
+        """
         self._committing = True
         batches, self._batches = self._batches, []
         pending, self._pending = self._pending, []
         saves = pending + [s for b in batches for s in b.saves]
         self._cv.release()
-        error: BaseException | None = None
         try:
-            self._store(saves)
-        except StoreError as exc:
-            error = exc
+            rejected, error = self._store(saves)
         finally:
             self._cv.acquire()
             self._committing = False
-        if error is not None and not isinstance(error, ConflictError | CorruptStateError):
+        failed: list[tuple[Save, BaseException]] = []
+        for save in pending:
+            name = save.actor_id.name
+            if name in rejected and all(f[0].actor_id.name != name for f in failed):
+                failed.append((save, rejected[name]))
+        if error is not None:
             # keep write-behind saves for a retry: the disk may recover
-            self._pending[:0] = pending
+            self._pending[:0] = [s for s in pending if s.actor_id.name not in rejected]
         for batch in batches:
-            batch.error = error
+            batch.error = _error_for(batch.saves, rejected, error)
             batch.done = True
         self._cv.notify_all()
-        return error
+        return failed, error
 
-    def _store(self, saves: list[Save]) -> None:
-        if not saves:
-            return
+    def _store(self, saves: list[Save]) -> tuple[dict[str, StoreError], StoreError | None]:
+        """Store what can be stored: ``(errors of the actors left out, a store-wide error)``."""
+        rejected: dict[str, StoreError] = {}
+        rows: list[Snapshot] = []
         wall = self._clock.wall()
-        rows = []
         for save in saves:
             try:
-                type_url, data = payloads.encode(save.state)
-            except PayloadError as exc:
-                raise StoreError(
-                    f"state of actor {save.actor_id.name!r} cannot be saved: {exc}",
-                    actor=save.actor_id.name,
-                ) from exc
-            rows.append(
-                Snapshot(
-                    system=self.system,
-                    actor=save.actor_id.name,
-                    revision=save.revision,
-                    type_url=type_url,
-                    data=data,
-                    tags=dict(save.tags),
-                    status=save.status.value,
-                    parent=save.actor_id.parent,
-                    timestamp=wall,
-                )
-            )
-        self.store.save(rows)
+                rows.append(self._row(save, wall))
+            except StoreError as exc:
+                rejected.setdefault(save.actor_id.name, exc)
+        while True:
+            live = [r for r in rows if r.actor not in rejected]
+            if not live:
+                return rejected, None
+            try:
+                self.store.save(live)
+                return rejected, None
+            except (ConflictError, CorruptStateError) as exc:
+                if exc.actor is None or not any(r.actor == exc.actor for r in live):
+                    return rejected, exc
+                rejected[exc.actor] = exc  # leave that actor out and commit the rest
+            except StoreError as exc:
+                return rejected, exc
+
+    def _row(self, save: Save, wall: float) -> Snapshot:
+        name = save.actor_id.name
+        try:
+            type_url, data = payloads.encode(save.state)
+        except PayloadError as exc:
+            raise StoreError(f"state of actor {name!r} cannot be saved: {exc}", actor=name) from exc
+        if self.cipher is not None:
+            type_url, data = self.cipher.encrypt(name, type_url, data)
+        return Snapshot(
+            system=self.system,
+            actor=name,
+            revision=save.revision,
+            type_url=type_url,
+            data=data,
+            tags=dict(save.tags),
+            status=save.status.value,
+            parent=save.actor_id.parent,
+            timestamp=wall,
+        )
 
     def _write_behind(self) -> None:
+        retry_at = 0.0  # after a store-wide failure, new saves do not hurry the next attempt
         with self._cv:
             while not self._closed:
                 if not self._pending or self._committing:
                     self._cv.wait()
                     continue
+                pause = retry_at - time.monotonic()
+                if pause > 0:
+                    self._cv.wait(pause)
+                    continue
                 first = self._pending[0]
-                error = self._commit_locked()
+                failed, error = self._commit_locked()
                 if error is not None:
+                    failed.insert(0, (first, error))
+                if failed:
                     self._cv.release()
                     try:
-                        self._on_error(first, error)
+                        for save, exc in failed:
+                            self._on_error(save, exc)
                     finally:
                         self._cv.acquire()
-                    self._cv.wait(self._retry_s)
+                if error is not None:
+                    retry_at = time.monotonic() + self._retry_s
+
+
+def _error_for(
+    saves: list[Save], rejected: Mapping[str, StoreError], error: StoreError | None
+) -> StoreError | None:
+    """The error a durable batch (or a flush, with no saves) reports, naming its own actor."""
+    if not saves:
+        return error or next(iter(rejected.values()), None)
+    name = saves[0].actor_id.name
+    if name in rejected:
+        return rejected[name]
+    if error is None or error.actor == name:
+        return error
+    wrapped = StoreError(
+        f"state of actor {name!r} (revision {saves[0].revision}) was not saved: {error}",
+        actor=name,
+    )
+    wrapped.__cause__ = error
+    return wrapped

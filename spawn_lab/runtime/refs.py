@@ -1,4 +1,4 @@
-"""``ActorRef``: a handle on one actor, with the same ask, tell and inspection calls as the system."""
+"""``ActorRef``: a handle on one actor, with the ask, tell and inspection calls of the system."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ class ActorRef:
         timeout: float | None = None,
     ) -> object:
         """Invoke and ``await`` the reply."""
-        return await self.system.ask_async(self.name, action, payload, metadata=metadata, timeout=timeout)
+        return await self.system.ask_async(
+            self.name, action, payload, metadata=metadata, timeout=timeout
+        )
 
     def tell(
         self,
@@ -72,7 +74,9 @@ class ActorRef:
         return self.system.inspect(self.name)[2]
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorRef) and other.system is self.system and other.name == self.name
+        return (
+            isinstance(other, ActorRef) and other.system is self.system and other.name == self.name
+        )
 
     def __hash__(self) -> int:
         return hash((id(self.system), self.name))

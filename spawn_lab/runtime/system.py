@@ -52,7 +52,9 @@ class StepResult:
 
     @property
     def ok(self) -> bool:
-        return not any(e.kind is EventKind.FAIL and e.invocation == self.invocation for e in self.events)
+        return not any(
+            e.kind is EventKind.FAIL and e.invocation == self.invocation for e in self.events
+        )
 
     def __repr__(self) -> str:
         return f"<Step #{self.invocation} {self.via} {self.actor}.{self.action} ok={self.ok}>"
@@ -180,7 +182,7 @@ class ActorSystem:
         delay: float = 0.0,
         register_ref: str = "",
     ) -> int:
-        """Invoke without waiting (``async=true``); ``delay`` seconds schedules it. Returns its id."""
+        """Invoke without waiting (``async=true``), ``delay`` seconds from now; returns its id."""
         self._check_open()
         caller, cause = self._caller()
         now = self.clock.now()
@@ -243,15 +245,16 @@ class ActorSystem:
         """Submit; if the engine starts the caller's own message at once, return it to run here."""
         with self._lock:
             effects = self._engine.submit(inv, self.clock.now())
-        own = None
+        own: Run | None = None
         for i, effect in enumerate(effects):
-            if type(effect) is Run and effect.invocation is inv:  # type: ignore[union-attr]
-                kind = effect.kind  # type: ignore[union-attr]
+            if isinstance(effect, Run) and effect.invocation is inv:
+                kind = effect.kind
                 if kind is HandlerKind.SYNC or (allow_async and kind is HandlerKind.ASYNC):
-                    own = effects.pop(i)
+                    own = effect
+                    del effects[i]
                 break
         self._driver.perform(effects)
-        return own  # type: ignore[return-value]
+        return own
 
     def _check_not_paused(self, actor: str, action: str) -> None:
         if self._engine.paused and threading.current_thread() is threading.main_thread():
@@ -296,7 +299,7 @@ class ActorSystem:
         return defn
 
     def state(self, name: str) -> object:
-        """An actor's current state: in memory if active, else from the store, else its initial one."""
+        """An actor's current state: in memory if active, else stored, else its initial state."""
         state, _, _ = self.inspect(name)
         return state
 
@@ -422,11 +425,17 @@ class ActorSystem:
         raw = self.trace.raw()
         return raw[-1][0] if raw else 0
 
-    # -- persistence hooks --------------------------------------------------------------------------
+    # -- persistence hooks ----------------------------------------------------------------------
 
     def _on_save_error(self, save: Save, error: BaseException) -> None:
         self.trace.emit(
-            self.clock.now(), EventKind.FAIL, save.invocation, 0, save.actor_id.name, "", {"error": str(error), "save": True}
+            self.clock.now(),
+            EventKind.FAIL,
+            save.invocation,
+            0,
+            save.actor_id.name,
+            "",
+            {"error": str(error), "save": True},
         )
 
     @property

@@ -42,7 +42,9 @@ class SyncWaiter:
     def wait(self, timeout: float | None, what: str) -> object:
         """Block until answered or ``timeout`` seconds pass; return the value or raise."""
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            self.resolve(False, NOOP, InvocationTimeoutError(f"{what}: no answer within {timeout} s"))
+            self.resolve(
+                False, NOOP, InvocationTimeoutError(f"{what}: no answer within {timeout} s")
+            )
             self._lock.acquire()
         if self.ok:
             return self.value

@@ -63,7 +63,9 @@ class MemoryStore(Store):
         ]
 
     def actors(self, system: str) -> list[str]:
-        return sorted(actor for (sys_name, actor), rows in self._rows.items() if sys_name == system and rows)
+        return sorted(
+            actor for (sys_name, actor), rows in self._rows.items() if sys_name == system and rows
+        )
 
     def fork(self, system: str, new_system: str, at: float | None = None) -> int:
         with self._lock:
@@ -71,7 +73,9 @@ class MemoryStore(Store):
             for (sys_name, actor), rows in list(self._rows.items()):
                 if sys_name != system:
                     continue
-                kept = [replace(r, system=new_system) for r in rows if at is None or r.timestamp <= at]
+                kept = [
+                    replace(r, system=new_system) for r in rows if at is None or r.timestamp <= at
+                ]
                 if kept:
                     self._rows[(new_system, actor)] = kept
                     copied += 1
