@@ -20,6 +20,7 @@ __all__ = (
     "Run",
     "Save",
     "Status",
+    "Upsert",
     "Via",
 )
 
@@ -150,3 +151,12 @@ class Save:
     state_type: str = ""
     invocation: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Upsert a PROJECTION actor's new state into its view table (§8.4), keyed by its id field."""
+
+    actor_id: ActorId
+    state: object
+    state_type: str = ""

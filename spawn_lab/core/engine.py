@@ -16,9 +16,9 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Status, Via
+from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Status, Upsert, Via
 from spawn_lab.core.errors import (
     ActionNotFoundError,
     ActorNotFoundError,
@@ -30,6 +30,7 @@ from spawn_lab.core.errors import (
 from spawn_lab.core.model import (
     DEFAULT_ACTIONS,
     NOOP,
+    RESTORE_ACTION,
     ActorDefinition,
     ActorId,
     Kind,
@@ -40,7 +41,7 @@ from spawn_lab.core.trace import EventKind, TraceBus
 
 __all__ = ("ActorInfo", "Engine")
 
-Effect = Run | Reply | Load | Save
+Effect = Run | Reply | Load | Save | Upsert
 
 _TIMER, _SCHEDULED, _IDLE, _SNAPSHOT = "timer", "scheduled", "idle", "snapshot"
 _DEFAULT_IDLE_MS = 10_000
@@ -79,6 +80,33 @@ class _Entity:
         self.mailbox: deque[Invocation] | None = None
         self.last_active = 0.0
         self.snapshot_armed = False
+
+
+class _Fact:
+    """A state change of a sourceable actor (Spawn's ``Fact``), kept for its retention time."""
+
+    __slots__ = ("action", "metadata", "retention_ms", "source", "source_id", "state", "time")
+
+    def __init__(
+        self,
+        time: float,
+        source: str,
+        action: str,
+        state: object,
+        source_id: ActorId,
+        metadata: Mapping[str, str],
+        retention_ms: int | None,
+    ) -> None:
+        self.time = time
+        self.source = source
+        self.action = action
+        self.state = state
+        self.source_id = source_id
+        self.metadata = metadata
+        self.retention_ms = retention_ms
+
+    def expired(self, now: float) -> bool:
+        return self.retention_ms is not None and self.time + self.retention_ms / 1000 < now
 
 
 class ActorInfo:
@@ -127,6 +155,8 @@ class Engine:
         self._entities: dict[str, _Entity] = {}
         self._pools: dict[str, list[_Entity]] = {}
         self._subs: dict[str, list[tuple[str, str]]] = {}
+        self._subjects: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._facts: dict[str, deque[_Fact]] = {}
         self._deadlines: list[tuple[float, int, str, Any]] = []
         self._timers: set[tuple[str, str]] = set()
         self._held: deque[Invocation] = deque()
@@ -156,6 +186,8 @@ class Engine:
             self._subscribe(entity)
         if previous is None and self._warms(defn) and defn.name not in self._entities:
             self._activate(defn.name, ActorId(defn.name, self.system), defn, now, out)
+        if defn.settings.kind is Kind.PROJECTION:
+            self._follow_subjects(defn, now, out)
         return out
 
     def definition(self, name: str) -> ActorDefinition | None:
@@ -390,7 +422,8 @@ class Engine:
             self.spawn(ActorId(inv.actor, self.system, inv.register_ref), now)
         defn = self._resolve(inv.actor)
         action = inv.action
-        if action not in DEFAULT_ACTIONS and not defn.has_action(action):
+        builtin = action in DEFAULT_ACTIONS or action == RESTORE_ACTION
+        if not builtin and not defn.has_action(action):
             raise ActionNotFoundError(
                 f"action {action!r} not found for actor {inv.actor!r}; its actions are: "
                 f"{', '.join(defn.all_actions()) or '(none)'} (and the built-in get/getState)"
@@ -470,6 +503,9 @@ class Engine:
         defn = entity.defn
         action = inv.action
         inv.entity = entity
+        if action == RESTORE_ACTION and not defn.has_action(action):
+            self._restore(entity, inv, now, out)
+            return
         if not defn.has_action(action):
             if action in DEFAULT_ACTIONS:
                 self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
@@ -530,6 +566,8 @@ class Engine:
             self._persist_after(entity, value, inv, now, out)
             return
         self._persist_after(entity, value, inv, now, out)
+        if value.changes_state:
+            self._after_state_change(entity, inv, now, out)
         source = ActorId(entity.id.name, self.system)
         for effect in value.effects:
             metadata = {**inv.metadata, **effect.metadata} if effect.metadata else inv.metadata
@@ -605,6 +643,72 @@ class Engine:
                 cause=inv.id,
             )
             self._internal(hop, now, out)
+
+    # -- internals: restore and projections ---------------------------------------------------
+
+    def _restore(self, entity: _Entity, inv: Invocation, now: float, out: list[Effect]) -> None:
+        """Make an old state current again, as a new revision; history is never rewritten."""
+        if not entity.defn.settings.stateful:
+            error = RegistrationError(f"actor {entity.id.name!r} is stateless: nothing to restore")
+            self._answer(inv, False, NOOP, error, now, out)
+            return
+        state, tags = cast(tuple[object, Mapping[str, str]], inv.payload)
+        entity.state = state
+        entity.tags = dict(tags)
+        entity.dirty = True
+        self.trace.emit(now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action)
+        self._save(entity, now, out, Status.ACTIVATED, durable=True, invocation=inv.id)
+        self._answer(inv, True, entity.revision, None, now, out)
+
+    def _after_state_change(
+        self, entity: _Entity, inv: Invocation, now: float, out: list[Effect]
+    ) -> None:
+        settings = entity.defn.settings
+        if settings.kind is Kind.PROJECTION and inv.action not in entity.defn.views:
+            out.append(Upsert(entity.id, entity.state, settings.state_type))
+        if settings.sourceable:
+            self._publish_fact(entity, inv, now, out)
+
+    def _publish_fact(
+        self, entity: _Entity, inv: Invocation, now: float, out: list[Effect]
+    ) -> None:
+        """Record a Fact of the new state and deliver it to every projection that follows it."""
+        source = entity.id.parent or entity.id.name
+        retention = entity.defn.settings.events_retention_ms
+        fact = _Fact(now, source, inv.action, entity.state, entity.id, inv.metadata, retention)
+        log = self._facts.setdefault(source, deque())
+        log.append(fact)
+        while log and log[0].expired(now):
+            log.popleft()
+        for projection, action in self._subjects.get((source, inv.action), ()):
+            self._deliver_fact(fact, projection, action, inv.id, now, out)
+
+    def _deliver_fact(
+        self, fact: _Fact, projection: str, action: str, cause: int, now: float, out: list[Effect]
+    ) -> None:
+        hop = Invocation(
+            self.new_id(),
+            projection,
+            action,
+            fact.state,
+            caller=fact.source_id,
+            metadata=fact.metadata,
+            asynchronous=True,
+            via=Via.PROJECTION,
+            cause=cause,
+        )
+        self._internal(hop, now, out)
+
+    def _follow_subjects(self, defn: ActorDefinition, now: float, out: list[Effect]) -> None:
+        """Index a projection's subjects and replay the retained facts it has not seen, in order."""
+        for followers in self._subjects.values():
+            followers[:] = [f for f in followers if f[0] != defn.name]
+        for subject in defn.settings.subjects:
+            key = (subject.actor, subject.source_action)
+            self._subjects.setdefault(key, []).append((defn.name, subject.action))
+            for fact in self._facts.get(subject.actor, ()):
+                if fact.action == subject.source_action and not fact.expired(now):
+                    self._deliver_fact(fact, defn.name, subject.action, 0, now, out)
 
     # -- internals: persistence -----------------------------------------------------------------
 

@@ -18,7 +18,9 @@ __all__ = (
     "DEFAULT_ACTIONS",
     "INIT_ACTIONS",
     "NOOP",
+    "RESTORE_ACTION",
     "ActorDefinition",
+    "ViewSpec",
     "ActorId",
     "ActorSettings",
     "Broadcast",
@@ -54,6 +56,7 @@ class HandlerKind(Enum):
     SYNC = "sync"
     ASYNC = "async"
     TASK = "task"
+    VIEW = "view"
 
 
 class Noop:
@@ -80,6 +83,8 @@ NOOP = Noop()
 DEFAULT_ACTIONS = frozenset({"get", "Get", "get_state", "getState", "GetState"})
 #: Actions run once on every activation, before the first message (§4.7).
 INIT_ACTIONS = ("init", "Init", "setup", "Setup")
+#: The built-in action behind ``ActorSystem.restore``: it goes through the mailbox like any message.
+RESTORE_ACTION = "spawn_lab.restore"
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-:@#]{0,254}$")
 
@@ -147,6 +152,21 @@ class ProjectionSubject:
     source_action: str
     action: str
     start_time_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    """A view action of a PROJECTION actor (``spawn.actors.view``): a query over its table (§8.5).
+
+    ``query`` uses ``:field`` parameters taken from the request payload; rows go into the
+    ``map_to`` field of the reply; ``page_size`` is the default page length.
+    """
+
+    query: str
+    map_to: str = ""
+    page_size: int = 10
+    input_type: str = ""
+    output_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +244,7 @@ class ActorDefinition:
     initial_tags: Mapping[str, str] = field(default_factory=dict)
     host: object = None
     remote: bool = False
+    views: Mapping[str, ViewSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_name("actor", self.name)
@@ -231,12 +252,16 @@ class ActorDefinition:
             validate_name("action", action)
 
     def has_action(self, action: str) -> bool:
-        """True if ``action`` is a registered action or a timer action (both are invokable)."""
-        return action in self.action_kinds or any(t.action == action for t in self.timers)
+        """True if ``action`` is a registered, timer or view action (all are invokable)."""
+        return (
+            action in self.action_kinds
+            or action in self.views
+            or any(t.action == action for t in self.timers)
+        )
 
     def all_actions(self) -> list[str]:
         """Every invokable action, sorted, for error messages and the UI."""
-        names = set(self.actions) | {t.action for t in self.timers}
+        names = set(self.actions) | {t.action for t in self.timers} | set(self.views)
         return sorted(names)
 
     def init_action(self) -> str | None:
@@ -248,6 +273,8 @@ class ActorDefinition:
 
     def kind_of(self, action: str) -> HandlerKind:
         """How to run ``action``; TASK actors always run on the task executor (§3.6)."""
+        if action in self.views:
+            return HandlerKind.VIEW
         if self.settings.kind is Kind.TASK:
             return HandlerKind.TASK
         return self.action_kinds.get(action, HandlerKind.ASYNC if self.remote else HandlerKind.SYNC)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save
+from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert
 from spawn_lab.core.engine import Effect, handler_error, store_error_for
 from spawn_lab.core.errors import SpawnLabError, StoreError
 from spawn_lab.core.model import HandlerKind, Value
@@ -91,6 +91,8 @@ class Driver:
                 self.dispatch(effect)
             elif isinstance(effect, Save):
                 self._save(effect, failed)
+            elif isinstance(effect, Upsert):
+                self._system._projections.upsert(effect)
             else:
                 self._load(effect)
         self.after()
@@ -140,7 +142,7 @@ class Driver:
 
     def dispatch(self, run: Run) -> None:
         """Start a Run where its kind belongs: the pool, the loop or the task executor."""
-        if run.kind is HandlerKind.SYNC:
+        if run.kind is HandlerKind.SYNC or run.kind is HandlerKind.VIEW:
             self.pool.submit(self._drain, run)
         elif run.kind is HandlerKind.TASK:
             self.task_pool.submit(self._drain, run)
@@ -171,6 +173,8 @@ class Driver:
         """Run a plain-function handler in this thread; an exception becomes the outcome."""
         token = current_invocation.set((run.invocation, run.entity_key))
         try:
+            if run.kind is HandlerKind.VIEW:
+                return as_value(self._system._projections.run_view(run))
             handler = run.definition.host.handler(run.invocation.action)  # type: ignore[attr-defined]
             result = handler(self.context_of(run), run.invocation.payload)
             if asyncio.iscoroutine(result):

@@ -139,8 +139,8 @@ class Persister:
         if batch.error is not None:
             raise batch.error
 
-    def close(self) -> None:
-        """Flush, stop the writer and close the store."""
+    def close(self, *, close_store: bool = True) -> None:
+        """Flush, stop the writer and (if this system owns it) close the store."""
         try:
             self.flush()
         finally:
@@ -148,7 +148,8 @@ class Persister:
                 self._closed = True
                 self._cv.notify_all()
             self._writer.join(timeout=5)
-            self.store.close()
+            if close_store:
+                self.store.close()
 
     @property
     def pending(self) -> int:

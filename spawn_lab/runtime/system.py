@@ -13,18 +13,27 @@ import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from spawn_lab.core.clock import Clock, RealClock
 from spawn_lab.core.effects import Invocation, Load, Run, Save, Via
 from spawn_lab.core.engine import ActorInfo, Engine
 from spawn_lab.core.errors import ActorNotFoundError, SystemStateError
-from spawn_lab.core.model import NOOP, ActorDefinition, ActorId, HandlerKind, validate_name
+from spawn_lab.core.model import (
+    NOOP,
+    RESTORE_ACTION,
+    ActorDefinition,
+    ActorId,
+    HandlerKind,
+    validate_name,
+)
 from spawn_lab.core.trace import EventKind, TraceBus, TraceEvent
 from spawn_lab.runtime.actors import Actor
 from spawn_lab.runtime.driver import Driver, current_invocation
 from spawn_lab.runtime.persist import Persister
+from spawn_lab.runtime.projections import Projections
 from spawn_lab.runtime.refs import ActorRef
+from spawn_lab.runtime.revisions import RevisionHistory
 from spawn_lab.runtime.waiters import AsyncWaiter, SyncWaiter
 from spawn_lab.stores.base import Store, open_store
 
@@ -87,7 +96,9 @@ class ActorSystem:
         self._engine = Engine(self.name, self.trace, catch_up=self.clock.virtual)
         self._engine.durable = durable
         self.store = open_store(store)
+        self._owns_store = not isinstance(store, Store)
         self._persister = Persister(self.store, self.name, self.clock, self._on_save_error)
+        self._projections = Projections()
         self._driver = Driver(self, workers=workers)
         self._closed = False
         _OPEN.add(self)
@@ -332,6 +343,72 @@ class ActorSystem:
             effects = self._engine.deactivate(name, self.clock.now())
         self._driver.perform(effects)
 
+    # -- revisions and time travel -------------------------------------------------------------
+
+    def revisions(self, name: str) -> RevisionHistory:
+        """Every stored revision of an actor, oldest first, with timestamps."""
+        self.definition(name)
+        self._persister.flush()
+        return RevisionHistory(name, self.store.revisions(self.name, name))
+
+    def state_at(
+        self, name: str, *, revision: int | None = None, when: float | None = None
+    ) -> object:
+        """The stored state of ``name`` at ``revision``, or as it was at Unix time ``when``."""
+        if (revision is None) == (when is None):
+            raise ValueError("give exactly one of revision= or when=")
+        self._persister.flush()
+        if revision is not None:
+            snap = self.store.load(self.name, name, revision)
+            what = f"revision {revision}"
+        else:
+            snap = self.store.load_at(self.name, name, cast(float, when))
+            what = f"time {when}"
+        if snap is None or (revision is not None and snap.revision != revision):
+            raise ActorNotFoundError(f"actor {name!r} has no stored state at {what}")
+        return self._persister.decode(snap)
+
+    def restore(self, name: str, revision: int) -> int:
+        """Make revision ``revision`` current again, as a new revision; returns the new number.
+
+        The restore is a message in the actor's mailbox, so it never races a running handler,
+        and it is stored durably before this call returns. History is never rewritten.
+        """
+        self._persister.flush()
+        snap = self.store.load(self.name, name, revision)
+        if snap is None or snap.revision != revision:
+            raise ActorNotFoundError(f"actor {name!r} has no stored revision {revision}")
+        state = self._persister.decode(snap)
+        result = self.ask(name, RESTORE_ACTION, (state, dict(snap.tags)))
+        return cast(int, result)
+
+    def fork(self, name: str, *, at: float | None = None) -> ActorSystem:
+        """A new system ``name`` with the same actors and every actor's history up to ``at``.
+
+        The fork shares this system's store (so it is persisted alongside) but nothing else:
+        what happens in the fork never touches this system.
+        """
+        self._persister.flush()
+        self.store.fork(self.name, name, at)
+        fork = ActorSystem(
+            name,
+            store=self.store,
+            clock=self.clock if not self.clock.virtual else None,
+            durable=self.durable,
+            timeout=self.timeout,
+        )
+        with self._lock:
+            definitions = [self._engine.definition(i.actor_id.name) for i in self._engine.actors()]
+        for defn in definitions:
+            if defn is not None and defn.name in self._engine._defs:
+                fork.register(defn)
+        return fork
+
+    def projection_rows(self, name: str) -> list[dict[str, Any]]:
+        """The rows a PROJECTION actor has upserted into its table (§8.4)."""
+        self.definition(name)
+        return self._projections.rows(name)
+
     # -- stepping and time ------------------------------------------------------------------------
 
     @property
@@ -458,7 +535,7 @@ class ActorSystem:
             effects = self._engine.flush(self.clock.now())
         try:
             self._driver.perform(effects)
-            self._persister.close()
+            self._persister.close(close_store=self._owns_store)
         finally:
             self._driver.stop()
 
