@@ -3,8 +3,10 @@
 Importing this package loads neither ipywidgets, grpc nor matplotlib; those load when used.
 """
 
+from spawn_lab.core.acl import Policy
 from spawn_lab.core.clock import ManualClock, RealClock
 from spawn_lab.core.errors import (
+    AccessDeniedError,
     ActionNotFoundError,
     ActorNotFoundError,
     InvocationError,
@@ -32,6 +34,7 @@ from spawn_lab.runtime.system import ActorSystem, StepResult
 
 __all__ = (
     "NOOP",
+    "AccessDeniedError",
     "ActionNotFoundError",
     "Actor",
     "ActorId",
@@ -48,6 +51,7 @@ __all__ = (
     "Kind",
     "ManualClock",
     "Pipe",
+    "Policy",
     "RealClock",
     "RegistrationError",
     "SideEffect",

@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
+from spawn_lab.core.acl import Policy, authorized
 from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Status, Upsert, Via
 from spawn_lab.core.errors import (
+    AccessDeniedError,
     ActionNotFoundError,
     ActorNotFoundError,
     InvocationError,
@@ -149,6 +151,7 @@ class Engine:
         self.durable = False
         self.paused = False
         self.breakpoints: set[tuple[str, str]] = set()
+        self.policies: list[Policy] = []
         self._defs: dict[str, ActorDefinition] = {}
         self._instances: dict[str, str] = {}
         self._spawn_revisions: dict[str, int] = {}
@@ -505,6 +508,13 @@ class Engine:
         inv.entity = entity
         if action == RESTORE_ACTION and not defn.has_action(action):
             self._restore(entity, inv, now, out)
+            return
+        if self.policies and not authorized(self.policies, inv.caller, action):
+            caller = inv.caller.name if inv.caller else "an external caller"
+            denied = AccessDeniedError(
+                f"access denied: {caller} may not invoke {entity.id.name}.{action}"
+            )
+            self._answer(inv, False, NOOP, denied, now, out)
             return
         if not defn.has_action(action):
             if action in DEFAULT_ACTIONS:

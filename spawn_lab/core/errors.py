@@ -5,6 +5,7 @@ SpawnLabError
  +-- ActorNotFoundError        no actor (or template) of that name in the system
  +-- ActionNotFoundError       the actor exists but has no such action
  +-- InvocationError           the handler raised; carries the handler's traceback text
+ |    +-- AccessDeniedError    an ACL policy refused the caller
  +-- InvocationTimeoutError    no answer within the invocation's timeout
  +-- RegistrationError         an invalid name, setting or definition
  +-- SystemStateError          the system is closed, paused (for a blocking call) or draining
@@ -22,6 +23,7 @@ Every message names the offending value with ``!r``; adapters raise these ``from
 from __future__ import annotations
 
 __all__ = (
+    "AccessDeniedError",
     "ActionNotFoundError",
     "ActorNotFoundError",
     "ConflictError",
@@ -64,6 +66,10 @@ class InvocationError(SpawnLabError):
             if self.remote_traceback
             else base
         )
+
+
+class AccessDeniedError(InvocationError):
+    """An access-control policy refused this caller for this action (§10.1)."""
 
 
 class InvocationTimeoutError(SpawnLabError):

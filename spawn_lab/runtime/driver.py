@@ -74,8 +74,8 @@ class Driver:
         """Stop the loop and the pools; handlers still running finish on their own."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.task_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in {self.pool, self.task_pool}:
+            pool.shutdown(wait=False, cancel_futures=True)
         if not self._thread.is_alive():
             self.loop.close()
 

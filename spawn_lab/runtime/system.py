@@ -11,10 +11,12 @@ import asyncio
 import atexit
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
+from spawn_lab.core.acl import Policy, load_policies
 from spawn_lab.core.clock import Clock, RealClock
 from spawn_lab.core.effects import Invocation, Load, Run, Save, Via
 from spawn_lab.core.engine import ActorInfo, Engine
@@ -75,6 +77,8 @@ class ActorSystem:
     ``store`` is a URL (``memory://``, ``sqlite:///file.db``, ``postgresql://...``) or a Store.
     ``clock=ManualClock()`` gives virtual time: timers fire only in :meth:`advance`.
     ``durable=True`` stores every state change before its reply.
+    ``policies`` are access-control policies, or a folder of ``*.policy`` files (§10.1).
+    With a virtual clock, handlers run one at a time, so a replay gives the same trace.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class ActorSystem:
         timeout: float = 30.0,
         trace_capacity: int = 100_000,
         workers: int = 32,
+        policies: Iterable[Policy] | str | Path | None = None,
     ) -> None:
         self.name = validate_name("system", name)
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -95,11 +100,14 @@ class ActorSystem:
         self._lock = threading.Lock()
         self._engine = Engine(self.name, self.trace, catch_up=self.clock.virtual)
         self._engine.durable = durable
+        if policies is not None:
+            loaded = policies if not isinstance(policies, str | Path) else load_policies(policies)
+            self._engine.policies = list(loaded)
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
         self._persister = Persister(self.store, self.name, self.clock, self._on_save_error)
         self._projections = Projections()
-        self._driver = Driver(self, workers=workers)
+        self._driver = Driver(self, workers=1 if self.clock.virtual else workers)
         self._closed = False
         _OPEN.add(self)
 
