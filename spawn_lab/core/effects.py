@@ -2,6 +2,8 @@
 
 The engine never performs IO; it returns these effects in order and the driver carries them out.
 Order matters: a durable :class:`Save` comes before the :class:`Reply` it must precede.
+``Run`` and ``Reply`` are made on every invocation, so they skip the cost of frozen dataclasses;
+nothing mutates them.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class Invocation:
         return f"<Invocation #{self.id} {self.via.value} {self.actor}.{self.action}>"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Run:
     """Run ``invocation`` on ``actor_id`` with this state; report back with ``completed``."""
 
@@ -117,7 +119,7 @@ class Run:
     entity_key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class Reply:
     """Answer the waiter of an ask: ``value`` if ``ok``, else ``error`` (an exception)."""
 

@@ -150,6 +150,8 @@ class Engine:
         self.catch_up = catch_up
         self.durable = False
         self.paused = False
+        #: set when a new earliest deadline appears; the driver clears it when it re-arms
+        self.wake = False
         self.breakpoints: set[tuple[str, str]] = set()
         self.policies: list[Policy] = []
         self._defs: dict[str, ActorDefinition] = {}
@@ -247,7 +249,8 @@ class Engine:
             self._fail(inv, outcome, now, out)
         else:
             self._apply(entity, inv, outcome, now, out)
-        self._pump(entity, now, out)
+        if entity.mailbox is not None:
+            self._pump(entity, now, out)
         return out
 
     def loaded(
@@ -441,7 +444,7 @@ class Engine:
             (inv.via, inv.caller.name if inv.caller else "", inv.asynchronous),
         )
         if inv.scheduled_to > now:
-            heapq.heappush(self._deadlines, (inv.scheduled_to, next(self._seq), _SCHEDULED, inv))
+            self._push(inv.scheduled_to, _SCHEDULED, inv)
             self.trace.emit(
                 now, EventKind.SCHEDULE, inv.id, inv.cause, inv.actor, action, inv.scheduled_to
             )
@@ -487,7 +490,7 @@ class Engine:
                     inv.actor, ActorId(inv.actor, self.system, parent), defn, now, out
                 )
         if entity.busy is None and not entity.loading and not entity.mailbox:
-            self._start(entity, inv, now, out)
+            self._start(entity, inv, now, out, queued=False)
         else:
             if entity.mailbox is None:
                 entity.mailbox = deque()
@@ -502,7 +505,10 @@ class Engine:
         if mailbox is not None and not mailbox:
             entity.mailbox = None
 
-    def _start(self, entity: _Entity, inv: Invocation, now: float, out: list[Effect]) -> None:
+    def _start(
+        self, entity: _Entity, inv: Invocation, now: float, out: list[Effect], queued: bool = True
+    ) -> None:
+        """Start a message. DELIVER is traced only for one that waited: otherwise INVOKE says it."""
         defn = entity.defn
         action = inv.action
         inv.entity = entity
@@ -529,7 +535,8 @@ class Engine:
             return
         entity.busy = inv
         self._running += 1
-        self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
+        if queued:
+            self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
         out.append(
             Run(inv, entity.id, defn, entity.state, entity.tags, defn.kind_of(action), entity.key)
         )
@@ -565,19 +572,30 @@ class Engine:
     def _apply(
         self, entity: _Entity, inv: Invocation, value: Value, now: float, out: list[Effect]
     ) -> None:
-        if value.changes_state:
+        changed = value.changes_state
+        if changed:
             entity.state = value.state
             entity.dirty = True
             self.trace.emit(now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action)
         if value.tags is not None:
             entity.tags = dict(value.tags)
+        settings = entity.defn.settings
+        if settings.stateful:
+            self._persist_after(entity, value, inv, now, out)
         if inv.via is Via.INIT:
             self.trace.emit(now, EventKind.REPLY, inv.id, inv.cause, inv.actor, inv.action)
-            self._persist_after(entity, value, inv, now, out)
             return
-        self._persist_after(entity, value, inv, now, out)
-        if value.changes_state:
+        if changed and (settings.sourceable or settings.kind is Kind.PROJECTION):
             self._after_state_change(entity, inv, now, out)
+        if value.effects or value.broadcast or value.pipe or value.forward:
+            self._workflow(entity, inv, value, now, out)
+        else:
+            self._answer(inv, True, value.reply, None, now, out)
+
+    def _workflow(
+        self, entity: _Entity, inv: Invocation, value: Value, now: float, out: list[Effect]
+    ) -> None:
+        """Side effects, then the broadcast, then the reply or the route (spec §5.4)."""
         source = ActorId(entity.id.name, self.system)
         for effect in value.effects:
             metadata = {**inv.metadata, **effect.metadata} if effect.metadata else inv.metadata
@@ -725,11 +743,9 @@ class Engine:
     def _persist_after(
         self, entity: _Entity, value: Value, inv: Invocation, now: float, out: list[Effect]
     ) -> None:
-        if not entity.defn.settings.stateful:
-            return
         if value.checkpoint or (self.durable and entity.dirty):
             self._save(entity, now, out, Status.ACTIVATED, durable=True, invocation=inv.id)
-        elif entity.dirty:
+        elif entity.dirty and not entity.snapshot_armed:
             self._arm_snapshot(entity, now)
 
     def _save(
@@ -768,9 +784,7 @@ class Engine:
             return
         entity.snapshot_armed = True
         when = now + interval / 1000
-        heapq.heappush(
-            self._deadlines, (when, next(self._seq), _SNAPSHOT, (entity.key, entity.gen))
-        )
+        self._push(when, _SNAPSHOT, (entity.key, entity.gen))
 
     def _snapshot(self, data: tuple[str, int], now: float, out: list[Effect]) -> None:
         key, gen = data
@@ -831,7 +845,7 @@ class Engine:
         timeout = entity.defn.settings.deactivate_timeout_ms
         timeout_s = (timeout if timeout is not None else _DEFAULT_IDLE_MS) / 1000
         when = max(since + timeout_s, now)
-        heapq.heappush(self._deadlines, (when, next(self._seq), _IDLE, (entity.key, entity.gen)))
+        self._push(when, _IDLE, (entity.key, entity.gen))
 
     def _check_idle(self, data: tuple[str, int], now: float, out: list[Effect]) -> None:
         key, gen = data
@@ -893,7 +907,7 @@ class Engine:
             if key not in self._timers:
                 self._timers.add(key)
                 when = now + timer.interval_ms / 1000
-                heapq.heappush(self._deadlines, (when, next(self._seq), _TIMER, key))
+                self._push(when, _TIMER, key)
 
     def _fire_timer(self, key: tuple[str, str], when: float, now: float, out: list[Effect]) -> None:
         name, action = key
@@ -917,9 +931,16 @@ class Engine:
         following = when + interval
         if following <= now and not self.catch_up:
             following = now + interval
-        heapq.heappush(self._deadlines, (following, next(self._seq), _TIMER, key))
+        self._push(following, _TIMER, key)
 
     # -- internals: helpers ---------------------------------------------------------------------
+
+    def _push(self, when: float, what: str, data: Any) -> None:
+        """Add a deadline; flag ``wake`` when it is the new earliest, so the driver re-arms."""
+        deadlines = self._deadlines
+        if not deadlines or when < deadlines[0][0]:
+            self.wake = True
+        heapq.heappush(deadlines, (when, next(self._seq), what, data))
 
     def _live(self, name: str) -> Iterable[_Entity]:
         entity = self._entities.get(name)

@@ -322,13 +322,14 @@ class Forward:
 _UNCHANGED = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Value:
     """What a handler returns: a reply, a new state and tags, and an optional workflow.
 
     Returning a plain value from a handler is the same as ``Value(reply=value)``; returning
     ``None`` replies with Noop. Leaving ``state`` out keeps the current state; leaving ``tags``
-    out keeps the current tags (the intended behaviour of upstream defect D8).
+    out keeps the current tags (the intended behaviour of upstream defect D8). Every handler
+    call makes one, so it is not frozen (that costs a third of an ask); treat it as immutable.
     """
 
     reply: object = NOOP
@@ -343,8 +344,8 @@ class Value:
     def __post_init__(self) -> None:
         if self.pipe is not None and self.forward is not None:
             raise RegistrationError("a Value can pipe or forward, not both (they are a oneof)")
-        if not isinstance(self.effects, tuple):
-            object.__setattr__(self, "effects", tuple(self.effects))
+        if type(self.effects) is not tuple:
+            self.effects = tuple(self.effects)
 
     @property
     def changes_state(self) -> bool:

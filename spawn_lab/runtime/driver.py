@@ -55,6 +55,7 @@ class Driver:
         self._armed: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._idle = threading.Condition(self._lock)
+        self._idle_waiters = 0
         self._thread.start()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -82,11 +83,18 @@ class Driver:
     # -- interpreting -----------------------------------------------------------------------------
 
     def perform(self, effects: Iterable[Effect]) -> None:
-        """Carry out effects in order. Runs are dispatched; everything else happens here."""
+        """Carry out effects in order. Runs are dispatched; everything else happens here.
+
+        A durable save that fails turns the reply it precedes into that failure.
+        """
         failed: dict[int, BaseException] = {}
         for effect in effects:
             if isinstance(effect, Reply):
-                self._reply(effect, failed)
+                error = failed.get(effect.invocation) if failed else None
+                if error is not None:
+                    effect.waiter.resolve(False, None, error)
+                else:
+                    effect.waiter.resolve(effect.ok, effect.value, effect.error)
             elif isinstance(effect, Run):
                 self.dispatch(effect)
             elif isinstance(effect, Save):
@@ -98,26 +106,21 @@ class Driver:
         self.after()
 
     def after(self) -> None:
-        """Re-arm the deadline timer if the engine's next deadline moved earlier; wake idlers."""
+        """Re-arm the deadline timer if a new earliest deadline appeared; wake idle waiters."""
         engine = self._engine
-        deadline = engine.next_deadline()
-        if (
-            deadline is not None
-            and not self._clock.virtual
-            and (self._armed is None or deadline < self._armed)
-        ):
-            self._armed = deadline
-            self.loop.call_soon_threadsafe(self._arm, deadline)
-        if engine.idle:
+        if engine.wake:
+            engine.wake = False  # cleared before reading the heap, so no deadline is missed
+            deadline = engine.next_deadline()
+            if (
+                deadline is not None
+                and not self._clock.virtual
+                and (self._armed is None or deadline < self._armed)
+            ):
+                self._armed = deadline
+                self.loop.call_soon_threadsafe(self._arm, deadline)
+        if self._idle_waiters and engine.idle:
             with self._idle:
                 self._idle.notify_all()
-
-    def _reply(self, reply: Reply, failed: dict[int, BaseException]) -> None:
-        error = failed.get(reply.invocation)
-        if error is not None:
-            reply.waiter.resolve(False, None, error)
-        else:
-            reply.waiter.resolve(reply.ok, reply.value, reply.error)
 
     def _save(self, save: Save, failed: dict[int, BaseException]) -> None:
         try:
@@ -175,8 +178,11 @@ class Driver:
         try:
             if run.kind is HandlerKind.VIEW:
                 return as_value(self._system._projections.run_view(run))
-            handler = run.definition.host.handler(run.invocation.action)  # type: ignore[attr-defined]
-            result = handler(self.context_of(run), run.invocation.payload)
+            inv = run.invocation
+            handler = run.definition.host.handlers[inv.action]  # type: ignore[attr-defined]
+            result = handler(self.context_of(run), inv.payload)
+            if type(result) is Value:
+                return result
             if asyncio.iscoroutine(result):
                 result.close()
                 raise TypeError("a handler marked synchronous returned a coroutine")
@@ -252,4 +258,8 @@ class Driver:
         """Block until the engine is idle (and ``done()`` holds); False on timeout."""
         check = done or (lambda: True)
         with self._idle:
-            return self._idle.wait_for(lambda: self._engine.idle and check(), timeout)
+            self._idle_waiters += 1
+            try:
+                return self._idle.wait_for(lambda: self._engine.idle and check(), timeout)
+            finally:
+                self._idle_waiters -= 1

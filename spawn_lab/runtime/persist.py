@@ -8,8 +8,12 @@ close, durable mode) return only once stored; concurrent durable saves share one
 
 One actor's bad save never sinks the others sharing its transaction: a state that cannot be
 encoded, or a row the store rejects as a conflict, is taken out (its caller gets the error) and
-the rest is committed. A store-wide failure (full or read-only disk, lost server) keeps the
-write-behind saves queued and retries them every ``retry_s``, so writing resumes by itself.
+the rest is committed. After a conflict the actor's copy here is stale (another writer moved it
+on), so its later saves are refused too, until the actor is loaded again; otherwise the next
+save, one revision higher, would silently overwrite the other writer's state.
+
+A store-wide failure (full or read-only disk, lost server) keeps the write-behind saves queued
+and retries them every ``retry_s``, so writing resumes by itself.
 
 With a ``cipher`` (:mod:`spawn_lab.stores.crypto`), states are encrypted after encoding and
 decrypted before decoding; stores only ever see ciphertext.
@@ -63,6 +67,7 @@ class Persister:
         self._retry_s = retry_s
         self._cv = threading.Condition()
         self._pending: list[Save] = []
+        self._stale: set[str] = set()  # actors another writer changed: not saved until reloaded
         self._batches: list[_Batch] = []
         self._committing = False
         self._closed = False
@@ -76,6 +81,10 @@ class Persister:
     def load(self, load: Load) -> Loaded | None:
         """The newest state of an actor (pending saves first), or revision ``load.revision``."""
         name = load.actor_id.name
+        with self._cv:
+            if name in self._stale:  # the engine starts over from what the store holds
+                self._stale.discard(name)
+                self._pending = [s for s in self._pending if s.actor_id.name != name]
         if load.revision <= 0:
             with self._cv:
                 for save in reversed(self._pending):
@@ -166,12 +175,14 @@ class Persister:
         batches, self._batches = self._batches, []
         pending, self._pending = self._pending, []
         saves = pending + [s for b in batches for s in b.saves]
+        stale = set(self._stale)
         self._cv.release()
         try:
-            rejected, error = self._store(saves)
+            rejected, error = self._store(saves, stale)
         finally:
             self._cv.acquire()
             self._committing = False
+        self._stale.update(n for n, e in rejected.items() if isinstance(e, ConflictError))
         failed: list[tuple[Save, BaseException]] = []
         for save in pending:
             name = save.actor_id.name
@@ -186,16 +197,22 @@ class Persister:
         self._cv.notify_all()
         return failed, error
 
-    def _store(self, saves: list[Save]) -> tuple[dict[str, StoreError], StoreError | None]:
+    def _store(
+        self, saves: list[Save], stale: set[str]
+    ) -> tuple[dict[str, StoreError], StoreError | None]:
         """Store what can be stored: ``(errors of the actors left out, a store-wide error)``."""
         rejected: dict[str, StoreError] = {}
         rows: list[Snapshot] = []
         wall = self._clock.wall()
         for save in saves:
+            name = save.actor_id.name
+            if name in stale:
+                rejected.setdefault(name, _stale_error(name, save.revision))
+                continue
             try:
                 rows.append(self._row(save, wall))
             except StoreError as exc:
-                rejected.setdefault(save.actor_id.name, exc)
+                rejected.setdefault(name, exc)
         while True:
             live = [r for r in rows if r.actor not in rejected]
             if not live:
@@ -273,3 +290,12 @@ def _error_for(
     )
     wrapped.__cause__ = error
     return wrapped
+
+
+def _stale_error(name: str, revision: int) -> ConflictError:
+    return ConflictError(
+        f"actor {name!r} was changed by another writer, so its state here is stale: revision "
+        f"{revision} was not saved, nor will later ones be until the actor is loaded again "
+        "(deactivate it, or restart the system)",
+        actor=name,
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 from spawn_lab.core.model import NOOP
 
@@ -33,18 +33,16 @@ class ActorRef:
         """Invoke and wait for the reply (blocks only the calling cell)."""
         return self.system.ask(self.name, action, payload, metadata=metadata, timeout=timeout)
 
-    async def ask_async(
+    def ask_async(
         self,
         action: str,
         payload: object = NOOP,
         *,
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> object:
-        """Invoke and ``await`` the reply."""
-        return await self.system.ask_async(
-            self.name, action, payload, metadata=metadata, timeout=timeout
-        )
+    ) -> Coroutine[Any, Any, object]:
+        """Invoke and ``await`` the reply (returns the system's coroutine: no extra layer)."""
+        return self.system.ask_async(self.name, action, payload, metadata=metadata, timeout=timeout)
 
     def tell(
         self,

@@ -74,6 +74,10 @@ class AsyncWaiter:
             self._loop.call_soon_threadsafe(self._set, (ok, value, error))
         return True
 
+    def answered(self) -> tuple[bool, object, BaseException | None] | None:
+        """``(ok, value, error)`` if the answer is already here (read on the caller's thread)."""
+        return self._result
+
     def _set(self, result: tuple[bool, object, BaseException | None]) -> None:
         self._result = result
         if self._future is not None and not self._future.done():
