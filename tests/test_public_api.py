@@ -1,0 +1,27 @@
+"""The public API stays small and importing it stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import spawn_lab
+
+
+def test_public_api_exports_exactly_what_it_lists() -> None:
+    assert isinstance(spawn_lab.__all__, tuple)
+    for name in spawn_lab.__all__:
+        assert hasattr(spawn_lab, name), name
+    public = {n for n in vars(spawn_lab) if not n.startswith("_")}
+    modules = {"core", "runtime", "stores", "protocol", "ui", "transports", "protobuf", "testing"}
+    assert public - set(spawn_lab.__all__) - modules == set()
+
+
+def test_public_api_import_loads_no_ui_grpc_or_plotting() -> None:
+    code = (
+        "import sys, spawn_lab; "
+        "heavy = [m for m in ('ipywidgets', 'grpc', 'matplotlib', 'networkx', 'aiohttp', 'psycopg')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
