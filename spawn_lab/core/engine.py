@@ -233,7 +233,11 @@ class Engine:
     def submit(self, inv: Invocation, now: float) -> list[Effect]:
         """Accept an invocation from outside; raise at once for unknown actors or actions."""
         out: list[Effect] = []
-        self._accept(inv, now, out)
+        try:
+            self._accept(inv, now, out)
+        except SpawnLabError as exc:  # the refused call still shows up in the trace
+            self.trace.emit(now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(exc))
+            raise
         return out
 
     def completed(
@@ -961,9 +965,18 @@ def store_error_for(actor: ActorId, exc: BaseException) -> StoreError:
 
 
 def handler_error(
-    actor: ActorId, action: str, exc: BaseException, traceback_text: str
+    actor: ActorId, action: str, exc: BaseException, traceback_text: str, invocation: int = 0
 ) -> InvocationError:
-    """The error an asker gets when a handler raised."""
+    """The error an asker gets when a handler raised.
+
+    A handler that failed because a nested ask failed contributes only that error's first line
+    here: the nested traceback is already in ``traceback_text``, so it is not printed twice.
+    """
+    detail = exc.args[0] if isinstance(exc, SpawnLabError) and exc.args else exc
     return InvocationError(
-        f"{actor.name}.{action} raised {type(exc).__name__}: {exc}", remote_traceback=traceback_text
+        f"{actor.name}.{action} raised {type(exc).__name__}: {detail}",
+        remote_traceback=traceback_text,
+        actor=actor.name,
+        action=action,
+        invocation=invocation,
     )

@@ -53,11 +53,25 @@ class ActionNotFoundError(SpawnLabError):
 
 
 class InvocationError(SpawnLabError):
-    """A handler raised. ``remote_traceback`` holds the handler's traceback text."""
+    """A handler raised. ``remote_traceback`` holds the handler's traceback text.
 
-    def __init__(self, message: str, remote_traceback: str = "") -> None:
+    ``actor``, ``action`` and ``invocation`` (the id in the trace) say which call failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        remote_traceback: str = "",
+        *,
+        actor: str = "",
+        action: str = "",
+        invocation: int = 0,
+    ) -> None:
         super().__init__(message)
         self.remote_traceback = remote_traceback
+        self.actor = actor
+        self.action = action
+        self.invocation = invocation
 
     def __str__(self) -> str:
         base = super().__str__()

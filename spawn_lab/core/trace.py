@@ -44,7 +44,22 @@ RawEvent = tuple[int, float, EventKind, int, int, str, str, Any]
 
 @dataclass(frozen=True, slots=True)
 class TraceEvent:
-    """One event, readable. ``cause`` is the invocation that led to this one (0 for none)."""
+    """One event, readable. ``cause`` is the invocation that led to this one (0 for none).
+
+    ``detail`` depends on the kind (read it through the properties below where one exists):
+
+    ========== ===================================================================
+    INVOKE     ``(via, caller name or "", asynchronous)``: see :attr:`via`, :attr:`caller`
+    FAIL       the error text, or ``{"error": text, "save": True}`` for a failed save
+    SAVE       ``(revision, status)``
+    SCHEDULE   the deadline (engine seconds) of a delayed invocation
+    TIMER      the timer's interval in ms
+    BROADCAST  how many subscribers the channel had; ``action`` is the channel
+    ACTIVATE   the activation's key (``name``, or ``name#i`` for a pool replica)
+    REGISTER   ``{"kind": KIND}``; SPAWN: ``{"parent": template}``
+    REPLY      ``None``, or ``"routed"`` when a pipe or forward carries the answer on
+    ========== ===================================================================
+    """
 
     seq: int
     time: float
@@ -58,6 +73,45 @@ class TraceEvent:
     @classmethod
     def of(cls, raw: RawEvent) -> TraceEvent:
         return cls(*raw)
+
+    @property
+    def via(self) -> str:
+        """How an INVOKE was sent: invoke, timer, broadcast, pipe, forward, side_effect, ..."""
+        if self.kind is EventKind.INVOKE and isinstance(self.detail, tuple):
+            return str(getattr(self.detail[0], "value", self.detail[0]))
+        return ""
+
+    @property
+    def caller(self) -> str:
+        """The calling actor of an INVOKE ("" for an external caller)."""
+        if self.kind is EventKind.INVOKE and isinstance(self.detail, tuple):
+            return str(self.detail[1])
+        return ""
+
+    @property
+    def error(self) -> str:
+        """The error text of a FAIL event."""
+        if self.kind is not EventKind.FAIL:
+            return ""
+        if isinstance(self.detail, dict):
+            return str(self.detail.get("error", ""))
+        return str(self.detail)
+
+    def describe(self) -> str:
+        """One readable line, e.g. ``#12 invoke counter.add <- front (pipe), caused by #11``."""
+        target = f"{self.actor}.{self.action}" if self.action else self.actor
+        text = (
+            f"#{self.invocation} {self.kind.value} {target}"
+            if self.invocation
+            else (f"{self.kind.value} {target}")
+        )
+        if self.kind is EventKind.INVOKE:
+            text += f" <- {self.caller or 'external'} ({self.via})"
+        elif self.kind is EventKind.FAIL:
+            text += f": {self.error.splitlines()[0] if self.error else ''}"
+        if self.cause:
+            text += f", caused by #{self.cause}"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form, used by the JSONL export and replay."""

@@ -36,6 +36,13 @@ current_invocation: contextvars.ContextVar[tuple[Invocation, Any] | None] = cont
 )
 
 
+def _handler_error(run: Run, exc: Exception) -> BaseException:
+    """The asker's error, with a traceback that starts in the handler, not in spawn_lab."""
+    frames = exc.__traceback__.tb_next if exc.__traceback__ else None
+    text = "".join(traceback.format_exception(type(exc), exc, frames))
+    return handler_error(run.actor_id, run.invocation.action, exc, text, run.invocation.id)
+
+
 class Driver:
     """Performs effects for one :class:`ActorSystem`."""
 
@@ -184,11 +191,13 @@ class Driver:
             if type(result) is Value:
                 return result
             if asyncio.iscoroutine(result):
-                result.close()
-                raise TypeError("a handler marked synchronous returned a coroutine")
+                if run.kind is not HandlerKind.TASK:
+                    result.close()
+                    raise TypeError("a handler marked synchronous returned a coroutine")
+                result = asyncio.run(result)  # a TASK's coroutine runs on its own worker thread
             return as_value(result)
         except Exception as exc:  # the handler's failure is the asker's answer, not ours
-            return handler_error(run.actor_id, run.invocation.action, exc, traceback.format_exc())
+            return _handler_error(run, exc)
         finally:
             current_invocation.reset(token)
 
@@ -205,7 +214,7 @@ class Driver:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return handler_error(run.actor_id, run.invocation.action, exc, traceback.format_exc())
+            return _handler_error(run, exc)
         finally:
             current_invocation.reset(token)
 

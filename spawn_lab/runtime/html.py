@@ -8,10 +8,11 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from spawn_lab.core.trace import TraceEvent
     from spawn_lab.runtime.refs import ActorRef
     from spawn_lab.runtime.system import ActorSystem
 
-__all__ = ("ref_html", "show_value", "system_html")
+__all__ = ("EventList", "ref_html", "show_value", "system_html")
 
 _TABLE = 'style="border-collapse:collapse;font-family:monospace;font-size:12px"'
 _CELL = 'style="border:1px solid #ccc;padding:2px 6px;text-align:left"'
@@ -40,7 +41,9 @@ def system_html(system: ActorSystem) -> str:
     summary = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())) or "no actors"
     rows = [_row(["actor", "kind", "status", "revision", "mailbox"], header=True)]
     for info in sorted(infos, key=lambda i: i.actor_id.name)[:50]:
-        status = "template" if info.template else ("active" if info.active else "passive")
+        status = "active" if info.active else ("template" if info.template else "passive")
+        if info.active and info.template:
+            status = "active (template invoked by name)"
         name = info.actor_id.name + (f" ← {info.actor_id.parent}" if info.actor_id.parent else "")
         rows.append(
             _row([html.escape(name), info.kind.name, status, str(info.revision), str(info.mailbox)])
@@ -74,3 +77,18 @@ def ref_html(ref: ActorRef) -> str:
         f"<div><b>ActorRef {html.escape(system.name)}/{html.escape(ref.name)}</b>"
         f"<table {_TABLE}>{''.join(rows)}</table></div>"
     )
+
+
+class EventList(list["TraceEvent"]):
+    """Trace events that show as a table in a notebook (the newest 200)."""
+
+    def _repr_html_(self) -> str:
+        rows = [_row(["seq", "t", "event"], header=True)]
+        for event in self[-200:]:
+            rows.append(_row([str(event.seq), f"{event.time:.3f}", html.escape(event.describe())]))
+        more = f"<p>… {len(self) - 200} earlier events not shown</p>" if len(self) > 200 else ""
+        table = f"<table {_TABLE}>{''.join(rows)}</table>"
+        return f"<div><b>{len(self)} trace events</b>{more}{table}</div>"
+
+    def __str__(self) -> str:
+        return "\n".join(e.describe() for e in self)

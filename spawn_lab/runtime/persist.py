@@ -129,7 +129,7 @@ class Persister:
         self._commit_with(_Batch([save]))
 
     def flush(self) -> None:
-        """Store everything pending now (on close); raises the first failure."""
+        """Store everything pending now (on close); raises a store-wide failure."""
         self._commit_with(_Batch([]))
 
     def _commit_with(self, batch: _Batch) -> None:
@@ -276,9 +276,10 @@ class Persister:
 def _error_for(
     saves: list[Save], rejected: Mapping[str, StoreError], error: StoreError | None
 ) -> StoreError | None:
-    """The error a durable batch (or a flush, with no saves) reports, naming its own actor."""
+    """The error a durable batch reports, naming its own actor. A flush (no saves) reports only a
+    store-wide failure: actors left out were reported through ``on_error`` already."""
     if not saves:
-        return error or next(iter(rejected.values()), None)
+        return error
     name = saves[0].actor_id.name
     if name in rejected:
         return rejected[name]

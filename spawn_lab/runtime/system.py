@@ -32,6 +32,7 @@ from spawn_lab.core.model import (
 from spawn_lab.core.trace import EventKind, TraceBus, TraceEvent
 from spawn_lab.runtime.actors import Actor
 from spawn_lab.runtime.driver import Driver, current_invocation
+from spawn_lab.runtime.html import EventList
 from spawn_lab.runtime.persist import Persister
 from spawn_lab.runtime.projections import Projections
 from spawn_lab.runtime.refs import ActorRef
@@ -366,9 +367,9 @@ class ActorSystem:
         with self._lock:
             return self._engine.mailbox_of(name)
 
-    def events(self, since: int = 0) -> list[TraceEvent]:
-        """The trace, oldest first."""
-        return list(self.trace.events(since))
+    def events(self, since: int = 0) -> EventList:
+        """The trace, oldest first (a list that shows as a table in a notebook)."""
+        return EventList(self.trace.events(since))
 
     def deactivate(self, name: str) -> None:
         """Deactivate an idle actor now, as its idle timeout would (its state is saved)."""
