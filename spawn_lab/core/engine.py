@@ -285,14 +285,26 @@ class Engine:
         self._after_load(entity, now, out)
         return out
 
-    def save_failed(self, entity_key: str, error: BaseException, now: float) -> list[Effect]:
-        """A save failed (full disk, lost connection): keep the state dirty so it is retried."""
+    def save_failed(
+        self, entity_key: str, error: BaseException, now: float, *, conflict: bool = False
+    ) -> list[Effect]:
+        """A save failed. A full disk or a lost connection keeps the state dirty for a retry;
+        a conflict (another writer stored a newer revision) reloads the actor from the store,
+        so it continues from the other writer's state instead of overwriting it."""
         out: list[Effect] = []
         entity = self._entities.get(entity_key)
         self.trace.emit(
             now, EventKind.FAIL, 0, 0, entity_key, "", {"error": str(error), "save": True}
         )
-        if entity is not None:
+        if entity is None:
+            return out
+        if conflict:
+            entity.dirty = False
+            if not entity.loading:
+                entity.loading = True
+                self._loading += 1
+                out.append(Load(entity.id, entity.key))
+        else:
             entity.dirty = True
             self._arm_snapshot(entity, now)
         return out

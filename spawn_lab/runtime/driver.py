@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert
 from spawn_lab.core.engine import Effect, handler_error, store_error_for
-from spawn_lab.core.errors import SpawnLabError, StoreError
+from spawn_lab.core.errors import ConflictError, SpawnLabError, StoreError
 from spawn_lab.core.model import HandlerKind, Value
 from spawn_lab.runtime.actors import Context, as_value
 
@@ -112,6 +112,22 @@ class Driver:
                 self._load(effect)
         self.after()
 
+    def stage(self, effects: list[Effect]) -> list[Effect]:
+        """Hand write-behind saves to the persister now, while the caller holds the system lock.
+
+        A deactivation's save must be visible to reads before any other thread can reactivate
+        the actor (which needs the same lock), or that activation would load a stale state.
+        Returns the effects left to perform.
+        """
+        persister = self._system._persister
+        rest: list[Effect] = []
+        for effect in effects:
+            if isinstance(effect, Save) and not effect.durable:
+                persister.save(effect)
+            else:
+                rest.append(effect)
+        return rest
+
     def after(self) -> None:
         """Re-arm the deadline timer if a new earliest deadline appeared; wake idle waiters."""
         engine = self._engine
@@ -134,8 +150,11 @@ class Driver:
             self._system._persister.save(save)
         except SpawnLabError as exc:
             error = exc if isinstance(exc, StoreError) else store_error_for(save.actor_id, exc)
+            conflict = isinstance(error, ConflictError)
             with self._lock:
-                effects = self._engine.save_failed(save.entity_key, error, self._clock.now())
+                effects = self._engine.save_failed(
+                    save.entity_key, error, self._clock.now(), conflict=conflict
+                )
             if save.invocation:
                 failed[save.invocation] = error
             self.perform(effects)
@@ -256,7 +275,7 @@ class Driver:
         self._timer = None
         self._armed = None
         with self._lock:
-            effects = self._engine.advance(self._clock.now())
+            effects = self.stage(self._engine.advance(self._clock.now()))
         self.perform(effects)
         deadline = self._engine.next_deadline()
         if deadline is not None and self._armed is None:

@@ -67,6 +67,7 @@ class Persister:
         self._retry_s = retry_s
         self._cv = threading.Condition()
         self._pending: list[Save] = []
+        self._inflight: list[Save] = []
         self._stale: set[str] = set()  # actors another writer changed: not saved until reloaded
         self._batches: list[_Batch] = []
         self._committing = False
@@ -87,7 +88,8 @@ class Persister:
                 self._pending = [s for s in self._pending if s.actor_id.name != name]
         if load.revision <= 0:
             with self._cv:
-                for save in reversed(self._pending):
+                # saves being committed right now are newer than the store and older than pending
+                for save in reversed([*self._inflight, *self._pending]):
                     if save.actor_id.name == name:
                         return save.state, dict(save.tags), save.revision
         snap = self.store.load(self.system, name, load.revision)
@@ -176,12 +178,14 @@ class Persister:
         pending, self._pending = self._pending, []
         saves = pending + [s for b in batches for s in b.saves]
         stale = set(self._stale)
+        self._inflight = saves
         self._cv.release()
         try:
             rejected, error = self._store(saves, stale)
         finally:
             self._cv.acquire()
             self._committing = False
+            self._inflight = []
         self._stale.update(n for n, e in rejected.items() if isinstance(e, ConflictError))
         failed: list[tuple[Save, BaseException]] = []
         for save in pending:

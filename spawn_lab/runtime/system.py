@@ -20,7 +20,7 @@ from spawn_lab.core.acl import Policy, load_policies
 from spawn_lab.core.clock import Clock, RealClock
 from spawn_lab.core.effects import Invocation, Load, Run, Save, Via
 from spawn_lab.core.engine import ActorInfo, Engine
-from spawn_lab.core.errors import ActorNotFoundError, SystemStateError
+from spawn_lab.core.errors import ActorNotFoundError, ConflictError, SystemStateError
 from spawn_lab.core.model import (
     NOOP,
     RESTORE_ACTION,
@@ -39,10 +39,13 @@ from spawn_lab.runtime.refs import ActorRef
 from spawn_lab.runtime.revisions import RevisionHistory
 from spawn_lab.runtime.waiters import AsyncWaiter, SyncWaiter
 from spawn_lab.stores.base import Store, open_store
+from spawn_lab.stores.crypto import StateCipher, cipher_from
 
 __all__ = ("ActorSystem", "StepResult")
 
 _OPEN: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+#: The embedded default: one SQLite file in the working directory, shared by its systems.
+DEFAULT_STORE = "sqlite:///spawn_lab.db"
 
 
 @atexit.register
@@ -75,7 +78,10 @@ class StepResult:
 class ActorSystem:
     """A Spawn actor system: register actors, spawn instances, invoke them, and watch the trace.
 
-    ``store`` is a URL (``memory://``, ``sqlite:///file.db``, ``postgresql://...``) or a Store.
+    ``store`` is a URL (``memory://``, ``sqlite:///file.db``, ``postgresql://...``) or a Store;
+    the default is the SQLite file ``spawn_lab.db`` in the working directory, so a restarted
+    kernel finds its actors' state again. ``encryption_key`` (or ``SPAWN_STATESTORE_KEY``, the
+    base64 of 32 bytes) encrypts stored states with AES-256-GCM.
     ``clock=ManualClock()`` gives virtual time: timers fire only in :meth:`advance`.
     ``durable=True`` stores every state change before its reply.
     ``policies`` are access-control policies, or a folder of ``*.policy`` files (§10.1).
@@ -86,13 +92,14 @@ class ActorSystem:
         self,
         name: str = "spawn-system",
         *,
-        store: str | Store | None = "memory://",
+        store: str | Store | None = DEFAULT_STORE,
         clock: Clock | None = None,
         durable: bool = False,
         timeout: float = 30.0,
         trace_capacity: int = 100_000,
         workers: int = 32,
         policies: Iterable[Policy] | str | Path | None = None,
+        encryption_key: bytes | str | StateCipher | None = None,
     ) -> None:
         self.name = validate_name("system", name)
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -106,7 +113,13 @@ class ActorSystem:
             self._engine.policies = list(loaded)
         self.store = open_store(store)
         self._owns_store = not isinstance(store, Store)
-        self._persister = Persister(self.store, self.name, self.clock, self._on_save_error)
+        self._persister = Persister(
+            self.store,
+            self.name,
+            self.clock,
+            self._on_save_error,
+            cipher=cipher_from(encryption_key),
+        )
         self._projections = Projections()
         self._driver = Driver(self, workers=1 if self.clock.virtual else workers)
         self._closed = False
@@ -374,7 +387,7 @@ class ActorSystem:
     def deactivate(self, name: str) -> None:
         """Deactivate an idle actor now, as its idle timeout would (its state is saved)."""
         with self._lock:
-            effects = self._engine.deactivate(name, self.clock.now())
+            effects = self._driver.stage(self._engine.deactivate(name, self.clock.now()))
         self._driver.perform(effects)
 
     # -- revisions and time travel -------------------------------------------------------------
@@ -430,6 +443,7 @@ class ActorSystem:
             clock=self.clock if not self.clock.virtual else None,
             durable=self.durable,
             timeout=self.timeout,
+            encryption_key=self._persister.cipher,
         )
         with self._lock:
             definitions = [self._engine.definition(i.actor_id.name) for i in self._engine.actors()]
@@ -520,7 +534,7 @@ class ActorSystem:
                 break
             clock.set(max(deadline, clock.now()))  # type: ignore[attr-defined]
             with self._lock:
-                effects = self._engine.advance(clock.now(), limit=1)
+                effects = self._driver.stage(self._engine.advance(clock.now(), limit=1))
             fired += 1
             self._driver.perform(effects)
             self._wait_idle(None)
@@ -539,15 +553,18 @@ class ActorSystem:
     # -- persistence hooks ----------------------------------------------------------------------
 
     def _on_save_error(self, save: Save, error: BaseException) -> None:
-        self.trace.emit(
-            self.clock.now(),
-            EventKind.FAIL,
-            save.invocation,
-            0,
-            save.actor_id.name,
-            "",
-            {"error": str(error), "save": True},
-        )
+        """A write-behind save failed. The persister retries it (a disk may recover); a conflict
+        with another writer instead reloads the actor from the store."""
+        conflict = isinstance(error, ConflictError)
+        if not conflict:
+            detail = {"error": str(error), "save": True}
+            self.trace.emit(self.clock.now(), EventKind.FAIL, 0, 0, save.actor_id.name, "", detail)
+            return
+        with self._lock:
+            effects = self._engine.save_failed(
+                save.entity_key, error, self.clock.now(), conflict=True
+            )
+        self._driver.perform(effects)
 
     @property
     def durable(self) -> bool:

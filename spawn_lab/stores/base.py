@@ -10,14 +10,19 @@ The contract (one test suite, ``tests/stores/test_contract.py``, checks it on ev
    the actor's latest stored revision is a conflict: the store raises
    :class:`~spawn_lab.core.errors.ConflictError` and writes nothing (optimistic revision check,
    so two writers never silently lose each other's writes). The exception is a row with the
-   *same* revision and the same data, which only updates the status (a deactivation write).
+   *same* revision and the same data, which only updates the status and tags (a deactivation
+   write, or a retried commit). One batch may hold several rows of one actor, each checked
+   against the rows before it.
 3. ``load(system, actor, revision=0)`` returns the latest row (``revision=0``) or the row with
    exactly that revision, or ``None``. ``load_at(system, actor, when)`` returns the latest row
    saved at or before ``when`` (Unix seconds).
 4. ``revisions(system, actor)`` lists every stored revision, oldest first.
-5. ``actors(system)`` lists the actor names that have at least one row.
+5. ``actors(system)`` lists the actor names that have at least one row, sorted by code point.
 6. ``fork(system, new_system, at=None)`` copies, for every actor of ``system``, its history up
    to ``at`` (all of it for ``None``) into ``new_system``, and returns how many actors it copied.
+   Copied rows keep their revisions and timestamps. ``new_system`` must have no stored rows:
+   otherwise the store raises :class:`~spawn_lab.core.errors.ConflictError` and copies nothing,
+   since replacing its history would rewrite it.
 7. Failures raise :class:`~spawn_lab.core.errors.StoreError` (naming the actor where there is
    one), never a driver's own exception type; a row that cannot be read raises
    :class:`~spawn_lab.core.errors.CorruptStateError` for that actor only.
@@ -111,13 +116,13 @@ def open_store(url: str | Store | None) -> Store:
         return MemoryStore()
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
-        from spawn_lab.stores.sqlite import SQLiteStore  # type: ignore[import-not-found,unused-ignore]
+        from spawn_lab.stores.sqlite import SQLiteStore
 
-        return SQLiteStore(url)  # type: ignore[no-any-return,unused-ignore]
+        return SQLiteStore(url)
     if scheme in ("postgresql", "postgres"):
-        from spawn_lab.stores.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        from spawn_lab.stores.postgres import PostgresStore
 
-        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
+        return PostgresStore(url)
     raise RegistrationError(
         f"unknown store URL {url!r}: use memory://, sqlite:///path/to/file.db or "
         "postgresql://user:pass@host:port/db"

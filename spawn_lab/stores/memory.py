@@ -69,6 +69,11 @@ class MemoryStore(Store):
 
     def fork(self, system: str, new_system: str, at: float | None = None) -> int:
         with self._lock:
+            if any(sys_name == new_system and rows for (sys_name, _), rows in self._rows.items()):
+                raise ConflictError(
+                    f"cannot fork system {system!r} into {new_system!r}: {new_system!r} already "
+                    "has stored state, and forking never rewrites history"
+                )
             copied = 0
             for (sys_name, actor), rows in list(self._rows.items()):
                 if sys_name != system:

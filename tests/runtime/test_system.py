@@ -252,7 +252,9 @@ def test_breakpoint_holds_message_until_step(system: sl.ActorSystem) -> None:
 
 def test_virtual_clock_fires_timers_and_delays_deterministically() -> None:
     def run() -> list[tuple[str, str, str]]:
-        with sl.ActorSystem("virtual", clock=sl.ManualClock(), timeout=10) as system:
+        with sl.ActorSystem(
+            "virtual", store="memory://", clock=sl.ManualClock(), timeout=10
+        ) as system:
             clock = sl.Actor("clock", state=0)
 
             @clock.timer(1000)
