@@ -24,8 +24,10 @@ from spawn_lab.core.model import (
     Forward,
     Kind,
     Pipe,
+    ProjectionSubject,
     SideEffect,
     Value,
+    ViewSpec,
 )
 from spawn_lab.core.trace import EventKind, TraceEvent
 from spawn_lab.runtime.actors import Actor, Context
@@ -52,6 +54,7 @@ __all__ = (
     "ManualClock",
     "Pipe",
     "Policy",
+    "ProjectionSubject",
     "RealClock",
     "RegistrationError",
     "SideEffect",
@@ -61,6 +64,7 @@ __all__ = (
     "SystemStateError",
     "TraceEvent",
     "Value",
+    "ViewSpec",
 )
 
 __version__ = "0.1.0"

@@ -24,6 +24,7 @@ from spawn_lab.core.model import (
     ProjectionSubject,
     TimerAction,
     Value,
+    ViewSpec,
     validate_name,
 )
 
@@ -129,6 +130,7 @@ class Actor:
         subjects: Iterable[ProjectionSubject] = (),
         strict_events_ordering: bool = False,
         events_retention_ms: int | None = 86_400_000,
+        views: Mapping[str, ViewSpec] | None = None,
     ) -> None:
         self.name = validate_name("actor", name)
         resolved_kind = ActorSettings(kind=kind, stateful=False).kind  # type: ignore[arg-type]
@@ -152,6 +154,9 @@ class Actor:
         self.channels = tuple(c if isinstance(c, Channel) else Channel(c) for c in channels)
         self._handlers: dict[str, Handler] = {}
         self._timers: list[TimerAction] = []
+        self.views = {validate_name("view", k): v for k, v in (views or {}).items()}
+        if self.views and resolved_kind is not Kind.PROJECTION:
+            raise RegistrationError(f"actor {name!r}: only PROJECTION actors have views")
 
     def action(self, fn: F | None = None, *, name: str | None = None) -> Any:
         """Decorator: register ``fn(ctx, payload)`` as an action, named after the function."""
@@ -200,6 +205,7 @@ class Actor:
             initial_state=self.initial_state,
             initial_tags=self.initial_tags,
             host=LocalHost(self._handlers),
+            views=self.views,
         )
 
     @property
