@@ -35,6 +35,7 @@ from spawn_lab.core.model import (
     RESTORE_ACTION,
     ActorDefinition,
     ActorId,
+    Broadcast,
     Kind,
     Value,
     validate_name,
@@ -630,7 +631,7 @@ class Engine:
             )
             self._internal(hop, now, out)
         if value.broadcast is not None:
-            self._broadcast(entity, inv, value.broadcast.channel, value.broadcast.payload, now, out)
+            self._broadcast(entity, inv, value.broadcast, now, out)
         route = value.pipe or value.forward
         if route is None:
             self._answer(inv, True, value.reply, None, now, out)
@@ -663,14 +664,9 @@ class Engine:
             self.trace.emit(now, EventKind.DROP, inv.id, inv.cause, inv.actor, inv.action, str(exc))
 
     def _broadcast(
-        self,
-        entity: _Entity,
-        inv: Invocation,
-        topic: str,
-        payload: object,
-        now: float,
-        out: list[Effect],
+        self, entity: _Entity, inv: Invocation, broadcast: Broadcast, now: float, out: list[Effect]
     ) -> None:
+        topic = broadcast.channel
         subscribers = self._subs.get(topic, ())
         self.trace.emit(
             now, EventKind.BROADCAST, inv.id, inv.cause, entity.id.name, topic, len(subscribers)
@@ -679,8 +675,8 @@ class Engine:
             hop = Invocation(
                 self.new_id(),
                 actor,
-                action,
-                payload,
+                broadcast.action or action,
+                broadcast.payload,
                 caller=entity.id,
                 asynchronous=True,
                 via=Via.BROADCAST,

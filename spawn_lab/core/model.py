@@ -295,10 +295,15 @@ class SideEffect:
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Publish ``payload`` to every actor subscribed to ``channel`` (§5.1)."""
+    """Publish ``payload`` to every actor subscribed to ``channel`` (§5.1).
+
+    ``action``, if set, overrides every subscriber's channel action: the old SDKs' Broadcast
+    ``command_name`` (Appendix B), which the wire layer decodes into it.
+    """
 
     channel: str
     payload: object = NOOP
+    action: str = ""
 
 
 @dataclass(frozen=True, slots=True)

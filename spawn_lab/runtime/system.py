@@ -160,8 +160,13 @@ class ActorSystem:
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
         register_ref: str = "",
+        caller: ActorId | None = None,
     ) -> object:
-        """Invoke and wait for the reply, blocking only this thread (a cell, a script)."""
+        """Invoke and wait for the reply, blocking only this thread (a cell, a script).
+
+        ``caller`` names the calling actor for calls that arrive from outside (an SDK's
+        InvocationRequest.caller); inside a handler the caller is known already.
+        """
         self._check_open()
         if self._driver.in_loop():
             raise SystemStateError(
@@ -170,7 +175,9 @@ class ActorSystem:
             )
         self._check_not_paused(actor, action)
         waiter = SyncWaiter()
-        inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, False)
+        inv = self._invocation(
+            actor, action, payload, metadata, register_ref, waiter, False, caller
+        )
         own = self._submit(inv)
         if own is not None:
             following = self._driver.complete(own, self._driver.call_sync(own))
@@ -189,6 +196,7 @@ class ActorSystem:
         metadata: Mapping[str, str] | None = None,
         timeout: float | None = None,
         register_ref: str = "",
+        caller: ActorId | None = None,
     ) -> object:
         """Invoke and ``await`` the reply on the caller's loop (top-level ``await`` in a cell).
 
@@ -197,7 +205,7 @@ class ActorSystem:
         if self._closed:
             self._check_open()
         waiter = AsyncWaiter(asyncio.get_running_loop())
-        inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, True)
+        inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, True, caller)
         with self._lock:
             effects = self._engine.submit(inv, self.clock.now())
         driver = self._driver
@@ -212,7 +220,11 @@ class ActorSystem:
             if own.kind is HandlerKind.SYNC:
                 outcome = driver.call_sync(own)
             else:
-                outcome = await driver.call_async(own)
+                try:
+                    outcome = await driver.call_async(own)
+                except asyncio.CancelledError:  # free the actor, then let the cancel go on
+                    driver.complete(own, SystemStateError(f"{actor}.{action} was cancelled"))
+                    raise
             following = driver.complete(own, outcome)
             if following is not None:
                 driver.dispatch(following)
@@ -235,10 +247,12 @@ class ActorSystem:
         metadata: Mapping[str, str] | None = None,
         delay: float = 0.0,
         register_ref: str = "",
+        caller: ActorId | None = None,
     ) -> int:
         """Invoke without waiting (``async=true``), ``delay`` seconds from now; returns its id."""
         self._check_open()
-        caller, cause = self._caller()
+        current_caller, cause = self._caller()
+        caller = caller or current_caller
         now = self.clock.now()
         with self._lock:
             inv = Invocation(
@@ -267,6 +281,7 @@ class ActorSystem:
         register_ref: str,
         waiter: Any,
         in_task: bool,
+        given_caller: ActorId | None = None,
     ) -> Invocation:
         current = current_invocation.get()
         if current is None:
@@ -283,7 +298,7 @@ class ActorSystem:
             actor,
             action,
             payload,
-            caller=caller,
+            caller=given_caller or caller,
             metadata=dict(metadata) if metadata else None,
             cause=cause,
             register_ref=register_ref,

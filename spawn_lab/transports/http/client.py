@@ -29,10 +29,9 @@ from spawn_lab.core.errors import (
     PayloadError,
     ProtocolError,
     RemoteProtocolError,
-    SpawnLabError,
     SystemStateError,
 )
-from spawn_lab.core.model import Broadcast, SideEffect, Value
+from spawn_lab.core.model import Value
 from spawn_lab.protocol import codec, legacy
 from spawn_lab.protocol.spawn.actors import protocol_pb2
 
@@ -234,22 +233,9 @@ class RemoteHost:
         broadcast = value.broadcast
         if self.profile.broadcast_action and broadcast is not None:
             action = legacy.broadcast_action(response.workflow.broadcast)
-            if action:
-                value = self._legacy_broadcast(value, broadcast, action)
+            if action:  # rule L4: the old SDK's action name goes to every subscriber
+                value.broadcast = dataclasses.replace(broadcast, action=action)
         return value
-
-    def _legacy_broadcast(self, value: Value, broadcast: Broadcast, action: str) -> Value:
-        """Rule L4: an old SDK named the action; deliver it as side effects to each subscriber."""
-        targets = []
-        for info in self.system.actors():
-            try:
-                defn = self.system.definition(info.actor_id.name)
-            except SpawnLabError:
-                continue
-            if not info.template and any(c.topic == broadcast.channel for c in defn.channels):
-                targets.append(info.actor_id.name)
-        effects = tuple(SideEffect(name, action, broadcast.payload) for name in targets)
-        return dataclasses.replace(value, broadcast=None, effects=value.effects + effects)
 
     def __repr__(self) -> str:
         return f"<RemoteHost {self.client.base_url} {self.profile}>"
