@@ -427,6 +427,21 @@ class Engine:
                 self._deactivate(entity, now, out)
         return out
 
+    def crash(self, name: str, now: float) -> list[Effect]:
+        """Simulate a crash: drop the activation *without* saving. Queued messages stay queued
+        and reactivate the actor from its last stored snapshot; a running handler's result is
+        still answered but lands on the dropped activation, so it is lost like its state."""
+        out: list[Effect] = []
+        for entity in list(self._live(name)):
+            self.trace.emit(now, EventKind.FAIL, 0, 0, entity.id.name, "", "crash injected")
+            self._drop_entity(entity, now)
+            queued = entity.mailbox or ()
+            entity.mailbox = None
+            for inv in queued:
+                self._queued -= 1
+                self._deliver(inv, now, out)
+        return out
+
     def active_ids(self) -> list[ActorId]:
         return [e.id for e in self._all_entities()]
 
@@ -458,7 +473,13 @@ class Engine:
             inv.cause,
             inv.actor,
             action,
-            (inv.via, inv.caller.name if inv.caller else "", inv.asynchronous),
+            (
+                inv.via,
+                inv.caller.name if inv.caller else "",
+                inv.asynchronous,
+                inv.payload,
+                inv.metadata,
+            ),
         )
         if inv.scheduled_to > now:
             self._push(inv.scheduled_to, _SCHEDULED, inv)
@@ -593,7 +614,9 @@ class Engine:
         if changed:
             entity.state = value.state
             entity.dirty = True
-            self.trace.emit(now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action)
+            self.trace.emit(
+                now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action, value.state
+            )
         if value.tags is not None:
             entity.tags = dict(value.tags)
         settings = entity.defn.settings
@@ -696,7 +719,7 @@ class Engine:
         entity.state = state
         entity.tags = dict(tags)
         entity.dirty = True
-        self.trace.emit(now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action)
+        self.trace.emit(now, EventKind.STATE, inv.id, inv.cause, entity.id.name, inv.action, state)
         self._save(entity, now, out, Status.ACTIVATED, durable=True, invocation=inv.id)
         self._answer(inv, True, entity.revision, None, now, out)
 
@@ -845,7 +868,13 @@ class Engine:
                 via=Via.INIT,
             )
             self.trace.emit(
-                now, EventKind.INVOKE, inv.id, 0, entity.id.name, init, (Via.INIT, "", True)
+                now,
+                EventKind.INVOKE,
+                inv.id,
+                0,
+                entity.id.name,
+                init,
+                (Via.INIT, "", True, NOOP, {}),
             )
             self._start(entity, inv, now, out)
             return

@@ -49,7 +49,8 @@ class TraceEvent:
     ``detail`` depends on the kind (read it through the properties below where one exists):
 
     ========== ===================================================================
-    INVOKE     ``(via, caller name or "", asynchronous)``: see :attr:`via`, :attr:`caller`
+    INVOKE     ``(via, caller name or "", asynchronous, payload, metadata)``: see :attr:`via`
+    STATE      the new state
     FAIL       the error text, or ``{"error": text, "save": True}`` for a failed save
     SAVE       ``(revision, status)``
     SCHEDULE   the deadline (engine seconds) of a delayed invocation

@@ -399,6 +399,14 @@ class ActorSystem:
         """The trace, oldest first (a list that shows as a table in a notebook)."""
         return EventList(self.trace.events(since))
 
+    def crash(self, name: str) -> None:
+        """Crash an actor on purpose (for debugging): its unsaved state is lost, and the next
+        message reactivates it from the last stored snapshot."""
+        self.definition(name)
+        with self._lock:
+            effects = self._engine.crash(name, self.clock.now())
+        self._driver.perform(effects)
+
     def deactivate(self, name: str) -> None:
         """Deactivate an idle actor now, as its idle timeout would (its state is saved)."""
         with self._lock:

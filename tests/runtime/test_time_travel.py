@@ -105,3 +105,20 @@ def test_sourceable_actor_feeds_projection_in_order() -> None:
         assert [b for name, b in seen if name == "acct-0"] == [0, 2, 6, 12, 20, 30, 42, 56, 72, 90]
         rows = system.projection_rows("balances")
         assert rows == [{"id": "acct-0", "balance": 90}, {"id": "acct-1", "balance": 100}]
+
+
+def test_crash_loses_unsaved_state_and_reloads_last_snapshot() -> None:
+    """Crash injection: state not yet stored is gone; the next message reloads the snapshot."""
+    with sl.ActorSystem("crash", store="memory://") as system:
+        actor = sl.Actor("acc", state=0, snapshot_interval_ms=None)
+        actor.action(lambda ctx, n: sl.Value(ctx.state + n, state=ctx.state + n), name="add")
+        actor.action(
+            lambda ctx, n: sl.Value(ctx.state + n, state=ctx.state + n, checkpoint=True),
+            name="save",
+        )
+        ref = system.register(actor)
+        ref.ask("save", 5)
+        ref.ask("add", 100)
+        system.crash("acc")
+        assert ref.ask("add", 1) == 6
+        assert any(e.error == "crash injected" for e in system.events())

@@ -72,7 +72,13 @@ def test_jsonl_round_trip_keeps_every_event(system: ActorSystem, tmp_path: Path)
     assert count == len(records) == len(system.events())
     assert [r["seq"] for r in records] == [e.seq for e in system.events()]
     invoke = next(r for r in records if r["kind"] == "invoke")
-    assert invoke["detail"] == {"via": "invoke", "caller": "", "asynchronous": False}
+    assert invoke["detail"] == {
+        "via": "invoke",
+        "caller": "",
+        "asynchronous": False,
+        "payload": invoke["detail"]["payload"],
+        "metadata": {},
+    }
     save_or_fail = [r for r in records if r["kind"] == "fail"]
     assert "boom on purpose" in save_or_fail[0]["detail"]["error"]
     assert json.loads(path.read_text().splitlines()[0])["format"] == exports.FORMAT
@@ -112,13 +118,14 @@ def test_replay_reissues_external_invocations_held_for_stepping(system: ActorSys
         assert "2 invocations held" in result._repr_html_()
 
 
-def test_replay_counts_unknown_payloads_and_skips_missing_actors(system: ActorSystem) -> None:
+def test_replay_uses_recorded_payloads_and_skips_missing_actors(system: ActorSystem) -> None:
     system.ask("logger", "log", 1)
     system.ask("counter", "add", 1)
     records = [exports.event_record(e) for e in system.events()]
+    assert [r["detail"]["payload"] for r in records if r["kind"] == "invoke"][:2] == [1, 1]
     with ActorSystem("bare", store="memory://") as fresh:
         result = exports.replay(fresh, records)
-        assert result.missing_payloads == 2
+        assert result.missing_payloads == 0
         assert len(result.skipped) == 2 and "not found" in result.skipped[0]
 
 
