@@ -20,8 +20,10 @@ def test_public_api_exports_exactly_what_it_lists() -> None:
 def test_public_api_import_loads_no_ui_grpc_or_plotting() -> None:
     code = (
         "import sys, spawn_lab; "
-        "heavy = [m for m in ('ipywidgets', 'grpc', 'matplotlib', 'networkx', 'aiohttp', 'psycopg')"
-        " if m in sys.modules]; print(heavy)"
+        "heavy = ('ipywidgets', 'grpc', 'matplotlib', 'networkx', 'aiohttp', 'psycopg'); "
+        "print([m for m in heavy if m in sys.modules])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"

@@ -589,7 +589,9 @@ class Engine:
         out: list[Effect],
     ) -> None:
         if ok:
-            self.trace.emit(now, EventKind.REPLY, inv.id, inv.cause, inv.actor, inv.action)
+            self.trace.emit(
+                now, EventKind.REPLY, inv.id, inv.cause, inv.actor, inv.action, (value,)
+            )
         else:
             self.trace.emit(
                 now, EventKind.FAIL, inv.id, inv.cause, inv.actor, inv.action, str(error)

@@ -58,7 +58,7 @@ class TraceEvent:
     BROADCAST  how many subscribers the channel had; ``action`` is the channel
     ACTIVATE   the activation's key (``name``, or ``name#i`` for a pool replica)
     REGISTER   ``{"kind": KIND}``; SPAWN: ``{"parent": template}``
-    REPLY      ``None``, or ``"routed"`` when a pipe or forward carries the answer on
+    REPLY      ``(reply value,)``, or ``"routed"`` when a pipe or forward carries the answer on
     ========== ===================================================================
     """
 

@@ -79,6 +79,7 @@ class Lab:
         from spawn_lab.ui.inspector import Inspector
         from spawn_lab.ui.live import LiveLoop
         from spawn_lab.ui.panels import ActorList, Composer, SpawnForm, StepControls
+        from spawn_lab.ui.protocol import ProtocolPanel
         from spawn_lab.ui.sequence import SequenceView
         from spawn_lab.ui.support import Background, ErrorPane
 
@@ -109,10 +110,17 @@ class Lab:
         for panel in (self.composer, self.inspector, self.controls):
             panel.on_change = self.errors.guard("refresh")(self.refresh)  # type: ignore[union-attr]
         self.composer.on_sent = self.errors.guard("refresh")(self.refresh)
+        self.protocol = ProtocolPanel(system, self.errors)
         centre = w.Tab(
-            children=[self.graph.widget, self.sequence.widget, self.log.widget, self.exports.widget]
+            children=[
+                self.graph.widget,
+                self.sequence.widget,
+                self.log.widget,
+                self.protocol.widget,
+                self.exports.widget,
+            ]
         )
-        for index, title in enumerate(("Graph", "Sequence", "Event log", "Exports")):
+        for index, title in enumerate(("Graph", "Sequence", "Event log", "Protocol", "Exports")):
             centre.set_title(index, title)
         title = w.HTML(f"<b style='font-size:15px'>spawn_lab</b> · {html.escape(system.name)}")
         self.layout = w.AppLayout(

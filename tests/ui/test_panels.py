@@ -127,13 +127,15 @@ def test_inspector_deactivate_button_passivates_the_actor(lab: Lab, system: Acto
     assert system.state("counter") == {"value": 3}  # state survived, from the store
 
 
-def test_inspector_without_runtime_hooks_disables_crash_and_history(
-    lab: Lab, system: ActorSystem
-) -> None:
-    if hasattr(system, "crash"):
-        pytest.skip("this runtime offers crash(); the button is enabled")
-    assert lab.inspector.crash_button.disabled
-    assert "ActorSystem.crash()" in lab.inspector.crash_button.tooltip
+def test_inspector_crash_button_drops_unsaved_state(lab: Lab, system: ActorSystem) -> None:
+    system.ask("counter", "add", 3)
+    lab.actors.select.value = "counter"
+    assert not lab.inspector.crash_button.disabled
+    lab.inspector.crash_button.click()
+    lab.control.wait()
+    assert system.state("counter") == {"value": 0}  # nothing was stored before the crash
+    assert any(e.error == "crash injected" for e in system.events())
+    assert lab.errors.errors == []
 
 
 def test_inspector_lists_mailbox_and_recent_messages(lab: Lab, system: ActorSystem) -> None:
