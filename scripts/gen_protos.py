@@ -109,6 +109,10 @@ def generate(out_root: Path) -> None:
         postprocess(path)
     for rel, text in PACKAGE_INITS.items():
         (out_root / rel).write_text(HEADER + text, encoding="utf-8")
+    # the .proto sources ship inside the package too, so %%proto cells can import them from a
+    # wheel install (spawn_lab.protobuf.include_paths looks there first)
+    for proto in PROTOS:
+        shutil.copyfile(PROTO_ROOT / proto, out_root / proto)
 
 
 def _files(tree: Path) -> set[str]:

@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         help="longest wait for one user-function answer (default 30)",
     )
     serve.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve actor services over gRPC on this port (upstream uses 9980; 0 = free)",
+    )
+    serve.add_argument(
         "--max-body",
         type=int,
         default=8_000_000,
@@ -97,10 +104,16 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         system.close()
         raise
+    grpc_server = None
+    if args.grpc_port is not None:
+        from spawn_lab.transports.grpc import serve_grpc
+
+        grpc_server = serve_grpc(system, host=args.host, port=args.grpc_port)
     user_function = user_function_address(args.user_function)
     secured = ", token required" if args.token else ""
+    grpc_text = f", gRPC on {grpc_server.address}" if grpc_server is not None else ""
     print(
-        f"spawn-lab serving actor system {system.name!r} on {server.url} "
+        f"spawn-lab serving actor system {system.name!r} on {server.url}{grpc_text} "
         f"(user function {user_function}{secured})",
         flush=True,
     )
@@ -108,6 +121,8 @@ def _serve(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        if grpc_server is not None:
+            grpc_server.close()
         server.close()
         system.close()
     print("spawn-lab stopped; state flushed", flush=True)

@@ -125,29 +125,20 @@ class ProtoRegistry:
         Types the default pool defines keep their generated classes (a cell that re-declares
         ``spawn.JSONType`` must not change how every payload decodes).
         """
-        table = _payload_table()
+        from spawn_lab.protocol import payloads
+
         default = descriptor_pool.Default()
+        installed: dict[str, type[Message]] = {}
         for url, cls in types.items():
             try:
                 default.FindMessageTypeByName(url[len(_TYPE_URL_PREFIX) :])
-                continue
             except KeyError:
-                table[url] = cls
-        for url, old in self._installed.items():
-            if url not in types and table.get(url) is old:
-                del table[url]
-        self._installed = {url: cls for url, cls in types.items() if table.get(url) is cls}
-
-
-def _payload_table() -> dict[str, type[Message]]:
-    """The type-URL-to-class table :mod:`spawn_lab.protocol.payloads` consults first.
-
-    It is payloads' private cache; writing into it is the hook payloads lacks a public form of
-    (see docs/compat.md, "gRPC"). Entries here win over the default pool.
-    """
-    from spawn_lab.protocol import payloads
-
-    return payloads._classes
+                installed[url] = cls
+        withdrawn: dict[str, type[Message] | None] = {
+            url: None for url in self._installed if url not in installed
+        }
+        payloads.register_types({**withdrawn, **installed})
+        self._installed = installed
 
 
 _default: ProtoRegistry | None = None

@@ -17,6 +17,7 @@ message classes are looked up once per type URL and then cached.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 import math
 from typing import Final
 
@@ -31,7 +32,9 @@ __all__ = (
     "LEGACY_JSON_TYPE_URL",
     "decode",
     "encode",
+    "message_class",
     "pack",
+    "register_types",
     "type_url_of",
     "unpack",
 )
@@ -106,6 +109,25 @@ def decode(type_url: str, data: bytes) -> object:
 
 
 # --- messages -----------------------------------------------------------------------------------
+
+
+def register_types(types: Mapping[str, type[Message] | None]) -> None:
+    """Decode these type URLs with these classes (``None`` withdraws one).
+
+    For message types compiled at run time (a ``%%proto`` cell) that live in their own
+    descriptor pool: registered classes win over the default pool.
+    """
+    for url, cls in types.items():
+        if cls is None:
+            _classes.pop(url, None)
+        else:
+            _classes[url] = cls
+
+
+def message_class(name: str) -> type[Message] | None:
+    """The class of a message by full name (a leading dot is fine) or type URL, if known."""
+    name = name.lstrip(".")
+    return _class_of(name if "/" in name else TYPE_URL_PREFIX + name)
 
 
 def _url_of_message(message: Message) -> str:

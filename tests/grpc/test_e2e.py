@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,16 @@ def test_e2e_generated_stub_and_http_client_share_a_notebook_actor(
     ]
     replies = [e for e in system.events() if e.kind is EventKind.REPLY and e.actor == "e2e"]
     assert len(replies) == 3
+
+
+def test_e2e_spawn_proxy_serves_transcoded_routes_beside_its_own(system: sl.ActorSystem) -> None:
+    """§9.3: the Spawn HTTP proxy also answers the google.api.http routes of actor services."""
+    from spawn_lab.transports.http.proxy import serve_http
+
+    with serve_http(system, port=0) as proxy:
+        assert _http_add(proxy, "via-proxy", 3) == {"value": 3}
+        with urllib.request.urlopen(f"{proxy.url}/health", timeout=10) as response:
+            assert json.loads(response.read()) == {"status": "up"}
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{proxy.url}/nope", timeout=10)
+        assert missing.value.code == 404

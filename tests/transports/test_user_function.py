@@ -329,3 +329,40 @@ def test_register_with_proxy_reports_refusals(notebook: tuple[sl.ActorSystem, st
             register_with_proxy(local, url, token="t0k")
     finally:
         _stop(process)
+
+
+def test_cli_serve_with_grpc_port_serves_health_over_grpc(tmp_path: Path) -> None:
+    """`spawn-lab serve --grpc-port 0` also serves gRPC: the HealthCheckActor answers (§9.4)."""
+    import grpc
+    from google.protobuf import empty_pb2
+
+    from spawn_lab.protocol.spawn.actors import healthcheck_pb2
+
+    script = Path(sys.executable).with_name("spawn-lab")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "spawn_lab.cli"]
+    store = f"sqlite:///{tmp_path / 'g.db'}"
+    process = subprocess.Popen(
+        [*command, "serve", "--port", "0", "--grpc-port", "0", "--store", store],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 30)
+        assert ready, "spawn-lab serve printed no address within 30 s"
+        line = process.stdout.readline()
+        assert "gRPC on 127.0.0.1:" in line, line
+        address = line.split("gRPC on ", 1)[1].split()[0].rstrip(",")
+        with grpc.insecure_channel(address) as channel:
+            liveness = channel.unary_unary(
+                "/spawn.actors.healthcheck.HealthCheckActor/Liveness",
+                request_serializer=empty_pb2.Empty.SerializeToString,
+                response_deserializer=healthcheck_pb2.HealthCheckReply.FromString,
+            )
+            reply = liveness(empty_pb2.Empty(), timeout=10)
+        assert reply.status.status == "OK"
+    finally:
+        out = _stop(process)
+    assert "spawn-lab stopped" in out

@@ -101,6 +101,11 @@ class Proxy:
         self.json_url = JSON_TYPE_URL
         self.profiles: dict[str, legacy.SdkProfile] = {}
         self._bearer = f"Bearer {token}".encode() if token else None
+        from spawn_lab.transports.grpc.transcode import Transcoder
+
+        #: google.api.http routes of actor services compiled in this process (spec §9.3); it
+        #: follows re-run %%proto cells, and the token check applies to it like to every route
+        self.transcoder = Transcoder(system)
 
     def app(self) -> web.Application:
         middlewares = [self._auth] if self._bearer is not None else []
@@ -271,6 +276,9 @@ class Proxy:
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def not_found(self, request: web.Request) -> web.StreamResponse:
+        answer = await self.transcoder.handle(request)
+        if answer is not None:
+            return answer
         return web.Response(text="Not found!", status=404)
 
 
