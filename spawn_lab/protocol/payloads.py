@@ -17,8 +17,8 @@ message classes are looked up once per type URL and then cached.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 import math
+from collections.abc import Mapping
 from typing import Final
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
