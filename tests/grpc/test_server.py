@@ -180,7 +180,7 @@ def test_grpc_reflection_lists_services_and_serves_their_descriptors(
 def test_grpc_health_check_actor_answers_liveness_and_readiness(
     channel: grpc.Channel,
 ) -> None:
-    """§9.4: Liveness and Readiness answer HealthCheckReply{status OK} (D14: always found)."""
+    """§9.4, checklist B16: Liveness and Readiness answer HealthCheckReply{status OK} (D14)."""
     for method, details in (("Liveness", "I'm still alive!"), ("Readiness", "I'm alive!")):
         reply = healthcheck_pb2.HealthCheckReply.FromString(
             unary(channel, f"{HEALTH}/{method}")(b"")

@@ -82,6 +82,7 @@ def test_cipher_uses_a_fresh_nonce_for_every_encryption() -> None:
 
 
 def test_encrypted_state_never_reaches_the_file_in_clear(open_persister: Opener, db: str) -> None:
+    """Checklist E48: the stored data is AES-GCM ciphertext; tags stay clear JSON."""
     persister = open_persister(StateCipher(KEY))
     save(persister, "wallet", 1, SECRET)
     (actor, type_url, data), *_ = raw_rows(db)

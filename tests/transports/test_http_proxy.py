@@ -367,3 +367,30 @@ def test_token_cannot_be_dodged_through_a_health_path(
         while chunk := sock.recv(65536):
             data += chunk
     assert not data.startswith(b"HTTP/1.1 200"), data[:200]
+
+
+@pytest.mark.parametrize(("major", "minor"), [(0, 0), (9, 9)])
+def test_register_accepts_any_protocol_version(
+    system: sl.ActorSystem, proxy_for: Proxy, major: int, minor: int
+) -> None:
+    """Checklist B15: ServiceInfo protocol versions 0.0 or 9.9 are accepted."""
+    server = proxy_for(system)
+    info = protocol_pb2.ServiceInfo(
+        service_name="probe", protocol_major_version=major, protocol_minor_version=minor
+    )
+    request = codec.registration_request(SYSTEM, [counter_actor("versioned").definition()], info)
+    reply = http("POST", server.url + "/api/v1/system", request.SerializeToString())
+    assert reply.status == 200
+    decoded = protocol_pb2.RegistrationResponse.FromString(reply.body)
+    assert decoded.status.status == protocol_pb2.OK
+
+
+def test_invoke_in_another_system_is_not_found(system: sl.ActorSystem, proxy_for: Proxy) -> None:
+    """Checklist J62: a request for another actor system (no NATS here) is an error naming it."""
+    system.register(counter_actor())
+    server = proxy_for(system)
+    reply = invoke(server.url, invocation_request("counter", "add", 1, system="elsewhere"))
+    answer = protocol_pb2.InvocationResponse.FromString(reply.body)
+    assert answer.status.status in (protocol_pb2.ACTOR_NOT_FOUND, protocol_pb2.ERROR)
+    assert "elsewhere" in answer.status.message
+    assert system.state("counter") == 0
