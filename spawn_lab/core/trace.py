@@ -134,9 +134,13 @@ class TraceBus:
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._ring: deque[RawEvent] = deque(maxlen=capacity)
-        self._seq = itertools.count(1)
+        #: the next sequence number (call ``next`` on it); shared by ``emit`` and ``record``
+        self.seq = itertools.count(1)
         self._subscribers: list[Callable[[RawEvent], None]] = []
         self.capacity = capacity
+        #: append one complete raw event: the ring's own C ``append`` while nobody subscribes,
+        #: so the hottest events cost one tuple and one C call
+        self.record: Callable[[RawEvent], None] = self._ring.append
 
     def emit(
         self,
@@ -149,18 +153,22 @@ class TraceBus:
         detail: Any = None,
     ) -> None:
         """Record one event; the hot path, so it only builds a tuple and appends it."""
-        event = (next(self._seq), now, kind, invocation, cause, actor, action, detail)
+        self.record((next(self.seq), now, kind, invocation, cause, actor, action, detail))
+
+    def _record_and_notify(self, event: RawEvent) -> None:
         self._ring.append(event)
-        if self._subscribers:
-            for subscriber in self._subscribers:
-                subscriber(event)
+        for subscriber in self._subscribers:
+            subscriber(event)
 
     def subscribe(self, subscriber: Callable[[RawEvent], None]) -> Callable[[], None]:
         """Call ``subscriber`` with every new raw event; returns a function that unsubscribes."""
         self._subscribers = [*self._subscribers, subscriber]
+        self.record = self._record_and_notify
 
         def unsubscribe() -> None:
             self._subscribers = [s for s in self._subscribers if s is not subscriber]
+            if not self._subscribers:
+                self.record = self._ring.append
 
         return unsubscribe
 

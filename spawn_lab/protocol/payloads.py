@@ -165,6 +165,9 @@ def _json_bytes(value: object) -> bytes:
     The one-field message is written by hand (tag 1, length, UTF-8 text): it saves building and
     serializing a message object on every call; tests check it against the generated class.
     """
+    if type(value) is int:  # the commonest payload: its JSON text is its repr, no encoder
+        content = repr(value).encode("ascii")
+        return b"\n" + bytes((len(content),)) + content
     _check_json(value)
     # Same text as json.dumps(value, separators=(",", ":"), allow_nan=False), without building an
     # encoder per call; _check_json has already refused cycles, so the encoder need not look.
@@ -185,6 +188,8 @@ def _json_value(type_url: str, data: bytes) -> object:
         content = JSONType.FromString(data).content
     except DecodeError as exc:
         raise PayloadError(f"payload of type {type_url!r} is not a JSONType: {exc}") from exc
+    if content.isdigit() and len(content) < 19 and (content[0] != "0" or len(content) == 1):
+        return int(content)  # the commonest payload, without the JSON decoder
     try:
         return json.loads(content)
     except ValueError as exc:

@@ -27,6 +27,7 @@ from spawn_lab.core.model import (
     ViewSpec,
     validate_name,
 )
+from spawn_lab.stores.tables import parse_view
 
 __all__ = ("Actor", "Context", "LocalHost", "as_value")
 
@@ -157,6 +158,12 @@ class Actor:
         self.views = {validate_name("view", k): v for k, v in (views or {}).items()}
         if self.views and resolved_kind is not Kind.PROJECTION:
             raise RegistrationError(f"actor {name!r}: only PROJECTION actors have views")
+        for view_name, view in self.views.items():
+            if not isinstance(view, ViewSpec):
+                raise RegistrationError(
+                    f"actor {name!r}: view {view_name!r} must be a ViewSpec, not {view!r}"
+                )
+            parse_view(view.query)  # an empty or non-text query fails here, not at first use
 
     def action(self, fn: F | None = None, *, name: str | None = None) -> Any:
         """Decorator: register ``fn(ctx, payload)`` as an action, named after the function."""
@@ -185,6 +192,12 @@ class Actor:
         """The immutable definition the engine registers."""
         if self.settings.kind is Kind.PROJECTION and not self.settings.subjects:
             raise RegistrationError(f"PROJECTION actor {self.name!r} needs at least one subject")
+        shadowed = sorted(set(self.views) & set(self._handlers))
+        if shadowed:
+            raise RegistrationError(
+                f"actor {self.name!r}: {shadowed} are views, which never call a handler (§8.5); "
+                "rename the view or the handler"
+            )
         for channel in self.channels:
             if channel.action not in self._handlers:
                 raise RegistrationError(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert
 from spawn_lab.core.engine import Effect, handler_error, store_error_for
 from spawn_lab.core.errors import ConflictError, SpawnLabError, StoreError
-from spawn_lab.core.model import HandlerKind, Value
+from spawn_lab.core.model import HandlerKind, Kind, Value
 from spawn_lab.runtime.actors import Context, as_value
 
 if TYPE_CHECKING:
@@ -241,6 +241,8 @@ class Driver:
         """Report a finished Run; perform the effects; return the actor's next Run if it is ours."""
         with self._lock:
             effects = self._engine.completed(run.invocation, outcome, self._clock.now())
+            if run.definition.settings.kind is Kind.PROJECTION:
+                self._system._projections.stage(effects)  # in engine order, before any read
         following: Run | None = None
         for i, effect in enumerate(effects):
             if (

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from spawn_lab.core.acl import Policy, load_policies
 from spawn_lab.core.clock import Clock, RealClock
-from spawn_lab.core.effects import Invocation, Load, Run, Save, Via
+from spawn_lab.core.effects import Invocation, Load, Run, Save, Upsert, Via
 from spawn_lab.core.engine import ActorInfo, Engine
 from spawn_lab.core.errors import ActorNotFoundError, ConflictError, SystemStateError
 from spawn_lab.core.model import (
@@ -120,7 +120,7 @@ class ActorSystem:
             self._on_save_error,
             cipher=cipher_from(encryption_key),
         )
-        self._projections = Projections()
+        self._projections = Projections(self.store, self.name, on_error=self._on_upsert_error)
         self._driver = Driver(self, workers=1 if self.clock.virtual else workers)
         self._closed = False
         _OPEN.add(self)
@@ -575,6 +575,11 @@ class ActorSystem:
 
     # -- persistence hooks ----------------------------------------------------------------------
 
+    def _on_upsert_error(self, upsert: Upsert, error: BaseException) -> None:
+        """An upsert into a projection table failed; it is retried before the next one."""
+        detail = {"error": str(error), "upsert": True}
+        self.trace.emit(self.clock.now(), EventKind.FAIL, 0, 0, upsert.actor_id.name, "", detail)
+
     def _on_save_error(self, save: Save, error: BaseException) -> None:
         """A write-behind save failed. The persister retries it (a disk may recover); a conflict
         with another writer instead reloads the actor from the store."""
@@ -609,6 +614,7 @@ class ActorSystem:
             effects = self._engine.flush(self.clock.now())
         try:
             self._driver.perform(effects)
+            self._projections.flush()
             self._persister.close(close_store=self._owns_store)
         finally:
             self._driver.stop()

@@ -17,14 +17,17 @@ __all__ = ("AsyncWaiter", "SyncWaiter")
 
 
 class SyncWaiter:
-    """For a blocking caller: a pre-acquired lock that ``resolve`` releases."""
+    """For a blocking caller: a lock made only if the caller must block, which ``resolve`` releases.
 
-    __slots__ = ("_lock", "_token", "error", "ok", "value")
+    A caller that ran the handler itself finds the answer already there and never makes one.
+    """
+
+    __slots__ = ("_done", "_lock", "_token", "error", "ok", "value")
 
     def __init__(self) -> None:
         self._token = [True]
-        self._lock = threading.Lock()
-        self._lock.acquire()
+        self._lock: threading.Lock | None = None
+        self._done = False
         self.ok = False
         self.value: object = NOOP
         self.error: BaseException | None = None
@@ -36,16 +39,23 @@ class SyncWaiter:
         except IndexError:
             return False
         self.ok, self.value, self.error = ok, value, error
-        self._lock.release()
+        self._done = True  # written before reading _lock; wait() writes _lock before reading _done
+        lock = self._lock
+        if lock is not None:
+            lock.release()
         return True
 
     def wait(self, timeout: float | None, what: str) -> object:
         """Block until answered or ``timeout`` seconds pass; return the value or raise."""
-        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            self.resolve(
-                False, NOOP, InvocationTimeoutError(f"{what}: no answer within {timeout} s")
-            )
-            self._lock.acquire()
+        if not self._done:
+            lock = threading.Lock()
+            lock.acquire()
+            self._lock = lock
+            if not self._done and not lock.acquire(timeout=-1 if timeout is None else timeout):
+                self.resolve(
+                    False, NOOP, InvocationTimeoutError(f"{what}: no answer within {timeout} s")
+                )
+                lock.acquire()
         if self.ok:
             return self.value
         raise cast(BaseException, self.error)

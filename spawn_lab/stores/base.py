@@ -31,6 +31,20 @@ The contract (one test suite, ``tests/stores/test_contract.py``, checks it on ev
 
 Stores hold bytes only. Encoding states to bytes (and encryption) happens above them, in the
 runtime's persister, so every store behaves the same for every payload type.
+
+Optional part: projection tables (spec §8.4, §8.5; ``tests/projections/`` checks it).
+
+9. ``projection_tables()`` returns the :class:`~spawn_lab.stores.tables.ProjectionTables` of
+   the store's database, one shared object per store (so its column cache is shared by every
+   system on the store), or ``None`` if the store has none; the runtime then keeps projections
+   in a private in-memory SQLite database. A store that has them gives ``ProjectionTables`` a
+   ``session(doing, write)``: a connection whose ``execute(sql, params)`` returns a cursor; a
+   write session is one transaction, committed at the end of the block and rolled back on any
+   exception; database errors surface as :class:`~spawn_lab.core.errors.StoreError`. The memory
+   store keeps them in an in-memory SQLite database, so views run the same SQL everywhere; the
+   SQLite store keeps them in its own file, PostgreSQL in real tables of its database.
+   Projection rows hold plaintext columns (they must be queryable), even when states are
+   encrypted.
 """
 
 from __future__ import annotations
@@ -38,9 +52,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from spawn_lab.core.errors import RegistrationError
+
+if TYPE_CHECKING:
+    from spawn_lab.stores.tables import ProjectionTables
 
 __all__ = ("RevisionInfo", "Snapshot", "Store", "open_store")
 
@@ -98,6 +116,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def fork(self, system: str, new_system: str, at: float | None = None) -> int:
         """Copy history up to ``at`` into ``new_system``; return the number of actors copied."""
+
+    def projection_tables(self) -> ProjectionTables | None:
+        """The store's projection tables (contract item 9), or None if it keeps none."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing open
         """Release connections and files."""

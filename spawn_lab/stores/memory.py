@@ -8,18 +8,31 @@ from dataclasses import replace
 
 from spawn_lab.core.errors import ConflictError
 from spawn_lab.stores.base import RevisionInfo, Snapshot, Store
+from spawn_lab.stores.tables import ProjectionTables
 
 __all__ = ("MemoryStore",)
 
 
 class MemoryStore(Store):
-    """Full revision history in dicts, behind one lock."""
+    """Full revision history in dicts, behind one lock.
+
+    Projection tables live in a private in-memory SQLite database, made on first use, so view
+    queries are real SQL here too and behave as they do on a SQLite file. Like the rows, it
+    lives as long as the store object (``close`` keeps both, as it always has).
+    """
 
     url = "memory://"
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], list[Snapshot]] = {}
         self._lock = threading.Lock()
+        self._tables: ProjectionTables | None = None
+
+    def projection_tables(self) -> ProjectionTables:
+        with self._lock:
+            if self._tables is None:
+                self._tables = ProjectionTables.in_memory("memory store (in-memory SQLite)")
+            return self._tables
 
     def save(self, snapshots: Sequence[Snapshot]) -> None:
         with self._lock:

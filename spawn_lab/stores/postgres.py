@@ -13,6 +13,9 @@ queue); the primary key backs this up for writers that skip the lock.
 
 Connections: a small lock-guarded set, one per concurrent caller, reused; a broken one is dropped
 and replaced on next use. The password never appears in ``url``, reprs or error messages.
+
+Projection tables (:mod:`spawn_lab.stores.tables`) are real tables of the same database, reached
+through the same connections, each call one transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from spawn_lab.core.errors import ConflictError, CorruptStateError, StoreError
 from spawn_lab.stores.base import RevisionInfo, Snapshot, Store
+from spawn_lab.stores.tables import ProjectionTables, postgres_dialect
 
 __all__ = ("PostgresStore", "mask_url")
 
@@ -112,6 +116,7 @@ class PostgresStore(Store):
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._closed = False
+        self._tables: ProjectionTables | None = None
         with self._conn(None, "create the table") as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             conn.execute(_SCHEMA)
@@ -290,6 +295,20 @@ class PostgresStore(Store):
                 f"SELECT count(DISTINCT actor) FROM {_TABLE} WHERE system = %s", (new_system,)
             ).fetchone()
         return int(row[0])
+
+    def projection_tables(self) -> ProjectionTables:
+        with self._lock:
+            if self._tables is None:
+                dialect = postgres_dialect(self._jsonb)
+                label = f"PostgreSQL store {self.url}"
+                self._tables = ProjectionTables(dialect, self._projection_session, label=label)
+            return self._tables
+
+    @contextmanager
+    def _projection_session(self, doing: str, write: bool) -> Iterator[Any]:
+        """One transaction on a pooled connection, for reads (views) as for writes."""
+        with self._conn(None, doing) as conn, conn.transaction():
+            yield conn
 
     def close(self) -> None:
         with self._lock:

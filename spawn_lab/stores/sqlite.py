@@ -13,6 +13,9 @@ failing.
 
 A connection that reported an error is closed and replaced on next use, so a disk that comes back
 (space freed, file made writable again) is picked up without reopening the store.
+
+Projection tables (:mod:`spawn_lab.stores.tables`) live in the same file and use the same
+connections: upserts go through the writer, views through the reader pool.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from urllib.parse import quote, urlsplit
 
 from spawn_lab.core.errors import ConflictError, CorruptStateError, StoreError
 from spawn_lab.stores.base import RevisionInfo, Snapshot, Store
+from spawn_lab.stores.tables import SQLITE, ProjectionTables
 
 __all__ = ("SQLiteStore",)
 
@@ -112,6 +116,7 @@ class SQLiteStore(Store):
         self._readers: list[sqlite3.Connection] = []
         self._writer: sqlite3.Connection | None = None
         self._closed = False
+        self._tables: ProjectionTables | None = None
         with self._write_lock:
             self._prepare(self._writer_conn())
 
@@ -332,6 +337,23 @@ class SQLiteStore(Store):
                 (new_system,),
             ).fetchone()[0]
         return copied
+
+    def projection_tables(self) -> ProjectionTables:
+        with self._pool_lock:
+            if self._tables is None:
+                label = f"SQLite store {self.path!r}"
+                self._tables = ProjectionTables(SQLITE, self._projection_session, label=label)
+            return self._tables
+
+    @contextmanager
+    def _projection_session(self, doing: str, write: bool) -> Iterator[sqlite3.Connection]:
+        """Writes in a ``BEGIN IMMEDIATE`` transaction on the writer; reads on a pooled reader."""
+        if write:
+            with self._transaction(None, doing) as conn:
+                yield conn
+        else:
+            with self._reader(None, doing) as conn:
+                yield conn
 
     def close(self) -> None:
         with self._write_lock, self._pool_lock:

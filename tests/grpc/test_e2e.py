@@ -124,3 +124,4 @@ def test_e2e_spawn_proxy_serves_transcoded_routes_beside_its_own(system: sl.Acto
         with pytest.raises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(f"{proxy.url}/nope", timeout=10)
         assert missing.value.code == 404
+        missing.value.close()  # an HTTPError holds the response's socket

@@ -122,3 +122,34 @@ def test_crash_loses_unsaved_state_and_reloads_last_snapshot() -> None:
         system.crash("acc")
         assert ref.ask("add", 1) == 6
         assert any(e.error == "crash injected" for e in system.events())
+
+
+def test_reregistered_projection_gets_only_new_facts() -> None:
+    """Re-running a projection's cell must not replay facts it has already folded."""
+    with sl.ActorSystem("proj-again", store="memory://") as system:
+        src = sl.Actor("src", state=0, sourceable=True)
+        src.action(lambda ctx, n: sl.Value(state=ctx.state + n), name="add")
+        system.register(src)
+
+        def projection() -> sl.Actor:
+            proj = sl.Actor(
+                "total",
+                kind="projection",
+                state={"id": "t", "sum": 0},
+                subjects=[ProjectionSubject("src", "add", "fold")],
+            )
+            proj.action(
+                lambda ctx, fact: sl.Value(state={"id": "t", "sum": ctx.state["sum"] + 1}),
+                name="fold",
+            )
+            return proj
+
+        system.register(projection())
+        for n in (1, 2, 3):
+            system.ask("src", "add", n)
+        system.run_until_idle()
+        assert system.state("total") == {"id": "t", "sum": 3}
+        system.register(projection())
+        system.ask("src", "add", 4)
+        system.run_until_idle()
+        assert system.state("total") == {"id": "t", "sum": 4}
