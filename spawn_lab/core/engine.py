@@ -280,8 +280,15 @@ class Engine:
         snapshot: tuple[object, Mapping[str, str], int] | None,
         error: BaseException | None,
         now: float,
+        *,
+        rewound: bool = False,
     ) -> list[Effect]:
-        """The store answered a Load: start from that snapshot, or fail the waiting messages."""
+        """The store answered a Load: start from that snapshot, or fail the waiting messages.
+
+        ``rewound`` means the state is an older revision than the latest stored one (a spawn
+        at a revision, §6.5) while ``snapshot``'s revision is the latest: the actor goes on
+        from there, and its rewound state is saved as a new revision, never over history.
+        """
         out: list[Effect] = []
         entity = self._entities.get(entity_key)
         self._loading -= 1
@@ -299,6 +306,9 @@ class Engine:
         if snapshot is not None:
             entity.state, tags, entity.revision = snapshot
             entity.tags = dict(tags)
+            if rewound and entity.defn.settings.stateful:
+                entity.dirty = True
+                self._arm_snapshot(entity, now)
         self._after_load(entity, now, out)
         return out
 

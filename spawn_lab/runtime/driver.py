@@ -166,7 +166,13 @@ class Driver:
         except SpawnLabError as exc:
             error = exc if isinstance(exc, StoreError) else store_error_for(load.actor_id, exc)
         with self._lock:
-            effects = self._engine.loaded(load.entity_key, snapshot, error, self._clock.now())
+            effects = self._engine.loaded(
+                load.entity_key,
+                snapshot,
+                error,
+                self._clock.now(),
+                rewound=load.revision > 0 and snapshot is not None and snapshot[2] != load.revision,
+            )
         self.perform(effects)
 
     def dispatch(self, run: Run) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from spawn_lab.core.trace import TraceEvent
@@ -80,7 +80,11 @@ def ref_html(ref: ActorRef) -> str:
 
 
 class EventList(list["TraceEvent"]):
-    """Trace events that show as a table in a notebook (the newest 200)."""
+    """Trace events that show as a table in a notebook (the newest 200); slices stay tables."""
+
+    def __getitem__(self, index: Any) -> Any:
+        item = super().__getitem__(index)
+        return EventList(item) if isinstance(index, slice) else item
 
     def _repr_html_(self) -> str:
         rows = [_row(["seq", "t", "event"], header=True)]

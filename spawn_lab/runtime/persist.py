@@ -93,8 +93,12 @@ class Persister:
                     if save.actor_id.name == name:
                         return save.state, dict(save.tags), save.revision
         snap = self.store.load(self.system, name, load.revision)
-        if snap is None and load.revision > 0:
-            snap = self.store.load(self.system, name)  # §6.5: fall back to the latest
+        if load.revision > 0:
+            latest = self.store.load(self.system, name)
+            if snap is None:
+                snap = latest  # §6.5: fall back to the latest
+            elif latest is not None:  # rewound: go on numbering after the latest revision
+                return self.decode(snap), dict(snap.tags), latest.revision
         if snap is None:
             return None
         return self.decode(snap), dict(snap.tags), snap.revision

@@ -153,3 +153,31 @@ def test_reregistered_projection_gets_only_new_facts() -> None:
         system.ask("src", "add", 4)
         system.run_until_idle()
         assert system.state("total") == {"id": "t", "sum": 4}
+
+
+def test_spawn_at_old_revision_saves_after_the_latest() -> None:
+    """§6.5: an instance spawned at an old revision starts from it and keeps saving, as new
+    revisions after the latest one (history is never overwritten)."""
+    with sl.ActorSystem("rewind", store="memory://") as system:
+        tmpl = sl.Actor("acct", kind="unnamed", state=0)
+        tmpl.action(
+            lambda ctx, n: sl.Value(ctx.state + n, state=ctx.state + n, checkpoint=True),
+            name="add",
+        )
+        system.register(tmpl)
+        a = system.spawn("a", "acct")
+        for n in (1, 2, 3):
+            a.ask("add", n)
+        system.deactivate("a")
+        again = system.spawn("a", "acct", revision=2)
+        assert again.ask("add", 10) == 13
+        assert system.revisions("a").numbers == [1, 2, 3, 4]
+        assert system.state_at("a", revision=4) == 13
+        assert system.state_at("a", revision=3) == 6
+
+
+def test_event_list_slices_keep_the_table() -> None:
+    with sl.ActorSystem("slices", store="memory://") as system:
+        system.register(sl.Actor("x", stateful=False))
+        events = system.events()
+        assert "trace events" in events[-1:]._repr_html_()
