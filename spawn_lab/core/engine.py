@@ -484,10 +484,14 @@ class Engine:
     def _accept(self, inv: Invocation, now: float, out: list[Effect]) -> None:
         if inv.register_ref:
             self.spawn(ActorId(inv.actor, self.system, inv.register_ref), now)
-        defn = self._resolve(inv.actor)
+        entity = self._entities.get(inv.actor)
+        defn = entity.defn if entity is not None else self._resolve(inv.actor)
         action = inv.action
-        builtin = action in DEFAULT_ACTIONS or action == RESTORE_ACTION
-        if not builtin and not defn.has_action(action):
+        if (
+            action not in defn.run_kinds
+            and action not in DEFAULT_ACTIONS
+            and action != RESTORE_ACTION
+        ):
             raise ActionNotFoundError(
                 f"action {action!r} not found for actor {inv.actor!r}; its actions are: "
                 f"{', '.join(defn.all_actions()) or '(none)'} (and the built-in get/getState)"
@@ -516,8 +520,17 @@ class Engine:
             self.trace.emit(
                 now, EventKind.SCHEDULE, inv.id, inv.cause, inv.actor, action, inv.scheduled_to
             )
-            return
-        self._deliver_or_hold(inv, now, out)
+        elif (
+            entity is not None
+            and entity.busy is None
+            and not entity.loading
+            and not entity.mailbox
+            and not self.paused
+            and not self.breakpoints
+        ):
+            self._start(entity, inv, now, out, queued=False)  # the common case, in short
+        else:
+            self._deliver_or_hold(inv, now, out)
 
     def _deliver_or_hold(self, inv: Invocation, now: float, out: list[Effect]) -> None:
         if self.breakpoints and not self.paused and self._breaks(inv):
@@ -590,7 +603,8 @@ class Engine:
             )
             self._answer(inv, False, NOOP, denied, now, out)
             return
-        if not defn.has_action(action):
+        kind = defn.run_kinds.get(action)
+        if kind is None:
             if action in DEFAULT_ACTIONS:
                 self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
                 self._answer(inv, True, entity.state, None, now, out)
@@ -605,9 +619,7 @@ class Engine:
         self._running += 1
         if queued:
             self.trace.emit(now, EventKind.DELIVER, inv.id, inv.cause, entity.id.name, action)
-        out.append(
-            Run(inv, entity.id, defn, entity.state, entity.tags, defn.kind_of(action), entity.key)
-        )
+        out.append(Run(inv, entity.id, defn, entity.state, entity.tags, kind, entity.key))
 
     def _answer(
         self,

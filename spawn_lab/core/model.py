@@ -245,11 +245,18 @@ class ActorDefinition:
     host: object = None
     remote: bool = False
     views: Mapping[str, ViewSpec] = field(default_factory=dict)
+    #: how each invokable action runs (``kind_of`` for every action), computed once because
+    #: the engine looks it up on every invocation
+    run_kinds: Mapping[str, HandlerKind] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         validate_name("actor", self.name)
         for action in self.actions:
             validate_name("action", action)
+        kinds = {action: self.kind_of(action) for action in self.all_actions()}
+        object.__setattr__(self, "run_kinds", kinds)
 
     def has_action(self, action: str) -> bool:
         """True if ``action`` is a registered, timer or view action (all are invokable)."""

@@ -212,7 +212,17 @@ class Driver:
                 return as_value(self._system._projections.run_view(run))
             inv = run.invocation
             handler = run.definition.host.handlers[inv.action]  # type: ignore[attr-defined]
-            result = handler(self.context_of(run), inv.payload)
+            context = Context(
+                run.state,
+                run.tags,
+                inv.metadata,
+                inv.caller,
+                run.actor_id,
+                inv.action,
+                inv.id,
+                self._system,
+            )
+            result = handler(context, inv.payload)
             if type(result) is Value:
                 return result
             if asyncio.iscoroutine(result):
@@ -245,10 +255,22 @@ class Driver:
 
     def complete(self, run: Run, outcome: Value | BaseException) -> Run | None:
         """Report a finished Run; perform the effects; return the actor's next Run if it is ours."""
+        return self.settle(run, self.completed(run, outcome))
+
+    def completed(self, run: Run, outcome: Value | BaseException) -> list[Effect]:
+        """Report a finished Run to the engine; the effects are still to be performed."""
         with self._lock:
             effects = self._engine.completed(run.invocation, outcome, self._clock.now())
             if run.definition.settings.kind is Kind.PROJECTION:
                 self._system._projections.stage(effects)  # in engine order, before any read
+        return effects
+
+    def quiet(self) -> bool:
+        """True when performing nothing would miss nothing: no new deadline, nobody idle-waits."""
+        return not self._engine.wake and not self._idle_waiters
+
+    def settle(self, run: Run, effects: list[Effect]) -> Run | None:
+        """Perform a completion's effects; return the actor's next Run if it is ours to run."""
         following: Run | None = None
         for i, effect in enumerate(effects):
             if (

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from spawn_lab.core.acl import Policy, load_policies
 from spawn_lab.core.clock import Clock, RealClock
-from spawn_lab.core.effects import Invocation, Load, Run, Save, Upsert, Via
+from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert, Via
 from spawn_lab.core.engine import ActorInfo, Engine
 from spawn_lab.core.errors import ActorNotFoundError, ConflictError, SystemStateError
 from spawn_lab.core.model import (
@@ -225,11 +225,20 @@ class ActorSystem:
                 except asyncio.CancelledError:  # free the actor, then let the cancel go on
                     driver.complete(own, SystemStateError(f"{actor}.{action} was cancelled"))
                     raise
-            following = driver.complete(own, outcome)
+            effects = driver.completed(own, outcome)
+            if len(effects) == 1 and driver.quiet():
+                reply = effects[0]
+                if isinstance(reply, Reply) and reply.waiter is waiter:
+                    # the usual case: the only effect is our own answer, so hand it back
+                    # directly instead of resolving a waiter we are about to read
+                    if reply.ok:
+                        return reply.value
+                    raise cast(BaseException, reply.error)
+            following = driver.settle(own, effects)
             if following is not None:
                 driver.dispatch(following)
             answered = waiter.answered()
-            if answered is not None:  # the usual case: no hop left to wait for
+            if answered is not None:  # no hop left to wait for
                 ok, value, error = answered
                 if ok:
                     return value
