@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert
 from spawn_lab.core.engine import Effect, handler_error, store_error_for
-from spawn_lab.core.errors import ConflictError, SpawnLabError, StoreError
+from spawn_lab.core.errors import ConflictError, InvocationError, SpawnLabError, StoreError
 from spawn_lab.core.model import HandlerKind, Kind, Value
 from spawn_lab.runtime.actors import Context, as_value
 
@@ -209,7 +209,7 @@ class Driver:
         token = current_invocation.set((run.invocation, run.entity_key))
         try:
             if run.kind is HandlerKind.VIEW:
-                return as_value(self._system._projections.run_view(run))
+                return self._view(run)
             inv = run.invocation
             handler = run.definition.host.handlers[inv.action]  # type: ignore[attr-defined]
             context = Context(
@@ -235,6 +235,19 @@ class Driver:
             return _handler_error(run, exc)
         finally:
             current_invocation.reset(token)
+
+    def _view(self, run: Run) -> Value | BaseException:
+        """A view is a query, not a handler: its failure names the view, with no traceback."""
+        inv = run.invocation
+        try:
+            return as_value(self._system._projections.run_view(run))
+        except SpawnLabError as exc:
+            return InvocationError(
+                f"view {run.actor_id.name}.{inv.action} failed: {exc}",
+                actor=run.actor_id.name,
+                action=inv.action,
+                invocation=inv.id,
+            )
 
     async def call_async(self, run: Run) -> Value | BaseException:
         """Run a coroutine handler (or a remote host's call) on the current loop."""

@@ -192,16 +192,17 @@ def test_grpc_health_check_actor_answers_liveness_and_readiness(
 def test_grpc_view_rpc_is_a_query_of_the_runtime(
     proto: CompiledProto, system: sl.ActorSystem, channel: grpc.Channel
 ) -> None:
-    """§8.5: a view rpc invokes the view action, never a handler; the runtime answers it."""
-    system.register(proto.actor("Catalog", handlers={"Record": lambda ctx, request: None}))
+    """§8.5, checklist G56: a view rpc queries the projection's table; no handler runs."""
+    system.register(
+        proto.actor("Catalog", handlers={"Record": lambda ctx, row: sl.Value(state=row)})
+    )
+    unary(channel, f"/{PACKAGE}.Catalog/Record")(proto.Row(name="x").SerializeToString())
+    system.run_until_idle()
     search = unary(channel, f"/{PACKAGE}.Catalog/Search")
-    try:
-        reply = search(proto.SearchRequest(name="x").SerializeToString())
-    except grpc.RpcError as error:  # this runtime has no SQL views yet: a clear error status
-        assert error.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN)
-        assert "Search" in error.details()
-    else:
-        assert isinstance(proto.SearchReply.FromString(reply), proto.SearchReply)
+    reply = proto.SearchReply.FromString(search(proto.SearchRequest(name="x").SerializeToString()))
+    assert [row.name for row in reply.rows] == ["x"]
+    empty = proto.SearchReply.FromString(search(proto.SearchRequest(name="y").SerializeToString()))
+    assert list(empty.rows) == []
     assert _invokes(system, "Catalog")[-1] == "Search"
 
 
