@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from spawn_lab.core.effects import Via
 from spawn_lab.core.model import NOOP
 from spawn_lab.core.trace import EventKind
+from spawn_lab.ui.protoform import ProtoForm, request_type
 from spawn_lab.ui.support import Background, ErrorPane, parse_json, pretty
 
 if TYPE_CHECKING:
@@ -208,6 +209,9 @@ class Composer:
             layout=wide,
         )
         self.payload.add_class("spawn-lab-payload")
+        #: a form generated from the action's protobuf request type, when it has one
+        self.form: ProtoForm | None = None
+        self.payload_box = w.VBox([self.payload])
         self.metadata = w.Text(description="metadata", placeholder='{"key": "value"}', layout=wide)
         self.mode = w.ToggleButtons(
             options=["ask", "tell"], value="ask", style={"button_width": "60px"}
@@ -217,13 +221,14 @@ class Composer:
         self.result = w.HTML()
         self.result.add_class("spawn-lab-result")
         self.actor.observe(errors.guard("composer actor")(lambda _: self._actions()), names="value")
+        self.action.observe(errors.guard("composer action")(lambda _: self._form()), names="value")
         self.button.on_click(errors.guard("send")(lambda _: self.send()))
         self.widget = w.VBox(
             [
                 w.HTML("<b>Send a message</b>"),
                 self.actor,
                 self.action,
-                self.payload,
+                self.payload_box,
                 self.metadata,
                 w.HBox([self.mode, self.button]),
                 self.result,
@@ -255,12 +260,27 @@ class Composer:
             current = self.action.value
             self.action.options = actions
             self.action.value = current if current in actions else (actions[0] if actions else None)
+        self._form()
+
+    def _form(self) -> None:
+        """Show a form for the action's protobuf request type, or the JSON editor."""
+        name, action = self.actor.value, self.action.value
+        message_type = None
+        if name and action:
+            service_actor = self.system.definition(name).name  # an instance's template
+            message_type = request_type(service_actor, action)
+        if message_type is None:
+            self.form = None
+            self.payload_box.children = (self.payload,)
+        elif self.form is None or self.form.message_type is not message_type:
+            self.form = ProtoForm(message_type)
+            self.payload_box.children = (self.form.widget,)
 
     def send(self) -> None:
         actor, action = self.actor.value, self.action.value
         if not actor or not action:
             raise ValueError("choose an actor and an action first")
-        payload = parse_json(self.payload.value, "payload")
+        payload = self.form.message() if self.form else parse_json(self.payload.value, "payload")
         metadata = parse_json(self.metadata.value, "metadata")
         if metadata is NOOP:
             metadata = {}
