@@ -19,7 +19,7 @@ MODULES = [
     "spawn_lab.transports.http.runner",
     "spawn_lab.transports.http.userfn",
     "spawn_lab.transports.http.metrics",
-    "spawn_lab.transports.http.loop",
+    "spawn_lab.transports.loop",
     "spawn_lab.cli",
 ]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from spawn_lab.transports.http.loop import LoopThread
+from spawn_lab.transports.loop import LoopThread
 
 __all__ = ("HttpServer", "ServerState")
 

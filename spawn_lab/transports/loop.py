@@ -1,8 +1,9 @@
-"""An event loop on its own daemon thread, for servers that must outlive the cell that made them.
+"""An event loop on its own daemon thread, so servers and clients outlive the cell that made them.
 
-The kernel's loop cannot host a server: it stops turning whenever a cell blocks, and
-``asyncio.run`` inside a cell fails. (``transports.http.loop`` has the same class; importing it
-would load aiohttp, which the gRPC server does not need.)
+A notebook's kernel already runs a loop, and ``asyncio.run`` inside a cell fails; a server that
+ran on the kernel's loop would also stop answering whenever a cell blocks. So each server (the
+HTTP proxy, the gRPC server) gets a loop of its own, and blocking callers talk to it through
+:meth:`LoopThread.run`. This module imports neither aiohttp nor grpc.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ class LoopThread:
     def running(self) -> bool:
         return self._thread.is_alive() and not self.loop.is_closed()
 
+    def in_thread(self) -> bool:
+        return threading.get_ident() == self._thread.ident
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the loop and block this thread until it returns (or raise)."""
-        if threading.get_ident() == self._thread.ident:
+        if self.in_thread():
             coro.close()
             raise RuntimeError(f"{self._thread.name}: cannot block on the loop from its own thread")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -45,17 +49,17 @@ class LoopThread:
         if not self.running:
             return
         try:
-            self.run(_cancel_rest(), timeout)
+            self.run(self._cancel_rest(), timeout)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout)
             if not self._thread.is_alive():
                 self.loop.close()
 
-
-async def _cancel_rest() -> None:
-    current = asyncio.current_task()
-    rest = [t for t in asyncio.all_tasks() if t is not current]
-    for task in rest:
-        task.cancel()
-    await asyncio.gather(*rest, return_exceptions=True)
+    async def _cancel_rest(self) -> None:
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        await self.loop.shutdown_asyncgens()
