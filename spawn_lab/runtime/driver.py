@@ -192,6 +192,7 @@ class Driver:
     # -- running handlers -----------------------------------------------------------------------
 
     def context_of(self, run: Run) -> Context:
+        """The Context a handler gets for ``run`` (a fresh one: handlers may keep it)."""
         inv = run.invocation
         return Context(
             run.state,
@@ -212,17 +213,7 @@ class Driver:
                 return self._view(run)
             inv = run.invocation
             handler = run.definition.host.handlers[inv.action]  # type: ignore[attr-defined]
-            context = Context(
-                run.state,
-                run.tags,
-                inv.metadata,
-                inv.caller,
-                run.actor_id,
-                inv.action,
-                inv.id,
-                self._system,
-            )
-            result = handler(context, inv.payload)
+            result = handler(self.context_of(run), inv.payload)
             if type(result) is Value:
                 return result
             if asyncio.iscoroutine(result):
