@@ -65,7 +65,11 @@ class Persister:
         self._clock = clock
         self._on_error = on_error
         self._retry_s = retry_s
-        self._cv = threading.Condition()
+        lock = threading.Lock()
+        self._cv = threading.Condition(lock)  # durable callers wait here for their batch
+        # the writer thread waits on its own condition (same lock), so a durable commit does
+        # not wake it for nothing: that wake-up cost a context switch on every durable call
+        self._wake = threading.Condition(lock)
         self._pending: list[Save] = []
         self._inflight: list[Save] = []
         self._stale: set[str] = set()  # actors another writer changed: not saved until reloaded
@@ -130,7 +134,7 @@ class Persister:
         if not save.durable:
             with self._cv:
                 self._pending.append(save)
-                self._cv.notify_all()
+                self._wake.notify()
             return
         self._commit_with(_Batch([save]))
 
@@ -161,7 +165,7 @@ class Persister:
         finally:
             with self._cv:
                 self._closed = True
-                self._cv.notify_all()
+                self._wake.notify_all()
             self._writer.join(timeout=5)
             if close_store:
                 self.store.close()
@@ -203,6 +207,8 @@ class Persister:
             batch.error = _error_for(batch.saves, rejected, error)
             batch.done = True
         self._cv.notify_all()
+        if self._pending:
+            self._wake.notify()
         return failed, error
 
     def _store(
@@ -260,11 +266,11 @@ class Persister:
         with self._cv:
             while not self._closed:
                 if not self._pending or self._committing:
-                    self._cv.wait()
+                    self._wake.wait()
                     continue
                 pause = retry_at - time.monotonic()
                 if pause > 0:
-                    self._cv.wait(pause)
+                    self._wake.wait(pause)
                     continue
                 first = self._pending[0]
                 failed, error = self._commit_locked()
