@@ -22,8 +22,8 @@ from grpc import aio
 from spawn_lab.protobuf.registry import ProtoRegistry
 from spawn_lab.protobuf.services import RpcMethod
 from spawn_lab.transports.grpc.dispatch import Dispatcher, failure_of
-from spawn_lab.transports.loop import LoopThread
 from spawn_lab.transports.grpc.reflection import add_reflection
+from spawn_lab.transports.loop import LoopThread
 
 if TYPE_CHECKING:
     from spawn_lab.runtime.system import ActorSystem
