@@ -29,6 +29,7 @@ system-deps:
 ## Run the benchmarks; writes bench/results/latest.json and prints a table.
 bench: $(VENV)/.installed
 	env -u MPLBACKEND scripts/with-postgres $(PY) -m bench
+	$(PY) -m bench.plot
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -24,7 +24,7 @@ from bench import harness
 from bench.harness import RecordFn, Sample, Target, wanted
 from spawn_lab.protobuf import CompiledProto, ProtoRegistry, compile_proto
 from spawn_lab.transports.grpc import serve_grpc
-from spawn_lab.transports.grpc.loop import LoopThread
+from spawn_lab.transports.loop import LoopThread
 
 N_SEQ = 500
 N_CONC = 1_500
