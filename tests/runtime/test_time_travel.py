@@ -75,7 +75,8 @@ def test_spawn_at_revision_starts_from_that_state() -> None:
 
 
 def test_sourceable_actor_feeds_projection_in_order() -> None:
-    """§8 / intended D17: facts reach the projection in order; its state is upserted as rows."""
+    """§8, checklist G51 (a sourceable actor's change becomes a fact with the new state; there is
+    no NATS subject here) and intended D17: facts reach the projection in order, as rows."""
     with sl.ActorSystem("proj") as system:
         src = sl.Actor("account", kind="unnamed", state={"id": "", "balance": 0}, sourceable=True)
 
