@@ -65,8 +65,8 @@ def test_store_round_trips_every_field_of_a_row(kit: StoreKit) -> None:
 
 
 def test_store_keeps_every_revision_of_an_actor(kit: StoreKit) -> None:
-    """Checklist E44, E45 and E46 in our numbering: every save is its own revision, all kept and loadable
-    by number (upstream's Postgres history table, MariaDB system versioning)."""
+    """Checklist E44, E45 and E46 in our numbering: every save is its own revision, all kept
+    and loadable by number (upstream's Postgres history table, MariaDB system versioning)."""
     system = kit.system()
     for revision in (1, 2, 3):
         kit.store.save([snap(system, "a", revision)])
