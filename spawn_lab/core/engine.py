@@ -28,6 +28,7 @@ from spawn_lab.core.errors import (
     RegistrationError,
     SpawnLabError,
     StoreError,
+    SystemStateError,
 )
 from spawn_lab.core.model import (
     DEFAULT_ACTIONS,
@@ -455,10 +456,20 @@ class Engine:
 
     def crash(self, name: str, now: float) -> list[Effect]:
         """Simulate a crash: drop the activation *without* saving. Queued messages stay queued
-        and reactivate the actor from its last stored snapshot; a running handler's result is
-        still answered but lands on the dropped activation, so it is lost like its state."""
+        and reactivate the actor from its last stored snapshot.
+
+        Only an actor between messages can crash here: one that is running a handler or
+        loading its state is refused, since its late result would land on a dead activation
+        while a new one already runs (two actions in flight).
+        """
         out: list[Effect] = []
-        for entity in list(self._live(name)):
+        live = list(self._live(name))
+        if any(e.busy is not None or e.loading for e in live):
+            raise SystemStateError(
+                f"actor {name!r} is running a handler or loading its state; crash it between "
+                "messages (pause the system, or wait until it is idle)"
+            )
+        for entity in live:
             self.trace.emit(now, EventKind.FAIL, 0, 0, entity.id.name, "", "crash injected")
             self._drop_entity(entity, now)
             queued = entity.mailbox or ()
@@ -942,7 +953,13 @@ class Engine:
                 init,
                 (Via.INIT, "", True, NOOP, {}),
             )
-            self._start(entity, inv, now, out)
+            if entity.busy is None:
+                self._start(entity, inv, now, out)
+            else:  # reloaded while a message runs (a conflict): init goes first, after it
+                if entity.mailbox is None:
+                    entity.mailbox = deque()
+                entity.mailbox.appendleft(inv)
+                self._queued += 1
             return
         self._pump(entity, now, out)
 

@@ -92,10 +92,12 @@ class Persister:
                 self._pending = [s for s in self._pending if s.actor_id.name != name]
         if load.revision <= 0:
             with self._cv:
-                # saves being committed right now are newer than the store and older than pending
-                for save in reversed([*self._inflight, *self._pending]):
-                    if save.actor_id.name == name:
-                        return save.state, dict(save.tags), save.revision
+                # saves being committed now or waiting are newer than the store; the highest
+                # revision wins (a durable save can arrive after a later write-behind one)
+                mine = [s for s in (*self._inflight, *self._pending) if s.actor_id.name == name]
+                if mine:
+                    save = max(mine, key=lambda s: s.revision)
+                    return save.state, dict(save.tags), save.revision
         snap = self.store.load(self.system, name, load.revision)
         if load.revision > 0:
             latest = self.store.load(self.system, name)
@@ -184,7 +186,13 @@ class Persister:
         self._committing = True
         batches, self._batches = self._batches, []
         pending, self._pending = self._pending, []
-        saves = pending + [s for b in batches for s in b.saves]
+        # revision order per actor (stable otherwise): a durable save may have been handed
+        # over after a later write-behind one of the same actor
+        queued = pending + [s for b in batches for s in b.saves]
+        first: dict[str, int] = {}
+        for index, save in enumerate(queued):
+            first.setdefault(save.actor_id.name, index)
+        saves = sorted(queued, key=lambda s: (first[s.actor_id.name], s.revision))
         stale = set(self._stale)
         self._inflight = saves
         self._cv.release()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import sys
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
@@ -52,7 +53,10 @@ DEFAULT_STORE = "sqlite:///spawn_lab.db"
 def _close_all() -> None:
     """Flush every open system when the interpreter exits (a kernel restart included)."""
     for system in list(_OPEN):
-        system.close()
+        try:
+            system.close()
+        except Exception as exc:  # one system's failure must not cost the others their state
+            print(f"spawn_lab: closing {system.name!r} at exit failed: {exc}", file=sys.stderr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +184,15 @@ class ActorSystem:
         )
         own = self._submit(inv)
         if own is not None:
-            following = self._driver.complete(own, self._driver.call_sync(own))
+            driver = self._driver
+            try:
+                outcome = driver.call_sync(own)
+            except BaseException as exc:  # KeyboardInterrupt: free the actor, then re-raise
+                self._abandon(own, exc)
+                raise
+            following = driver.complete(own, outcome)
             if following is not None:
-                self._driver.dispatch(following)
+                driver.dispatch(following)
         elif self._engine.paused and self._engine.is_held(inv):
             self._held_while_blocking(inv, waiter)
         return waiter.wait(self.timeout if timeout is None else timeout, f"{actor}.{action}")
@@ -217,14 +227,14 @@ class ActorSystem:
             and own.kind is not HandlerKind.TASK
             and own.kind is not HandlerKind.VIEW
         ):
-            if own.kind is HandlerKind.SYNC:
-                outcome = driver.call_sync(own)
-            else:
-                try:
+            try:
+                if own.kind is HandlerKind.SYNC:
+                    outcome = driver.call_sync(own)
+                else:
                     outcome = await driver.call_async(own)
-                except asyncio.CancelledError:  # free the actor, then let the cancel go on
-                    driver.complete(own, SystemStateError(f"{actor}.{action} was cancelled"))
-                    raise
+            except BaseException as exc:  # cancelled or interrupted: free the actor, go on
+                self._abandon(own, exc)
+                raise
             effects = driver.completed(own, outcome)
             if len(effects) == 1 and driver.quiet():
                 reply = effects[0]
@@ -313,6 +323,15 @@ class ActorSystem:
             register_ref=register_ref,
             waiter=waiter,
         )
+
+    def _abandon(self, own: Run, exc: BaseException) -> None:
+        """The caller running its own message was cancelled or interrupted: answer that message
+        with an error, so the actor is free, and hand its next message to the driver."""
+        inv = own.invocation
+        error = SystemStateError(f"{inv.actor}.{inv.action} was {type(exc).__name__}")
+        following = self._driver.complete(own, error)
+        if following is not None:
+            self._driver.dispatch(following)
 
     def _caller(self) -> tuple[ActorId | None, int]:
         current = current_invocation.get()
@@ -528,11 +547,9 @@ class ActorSystem:
         Returns how many held messages were stepped.
         """
         steps = 0
-        if self._engine.paused:
-            while self.step(timeout) is not None:
-                steps += 1
-        else:
-            self._wait_idle(timeout)
+        self._wait_idle(timeout)
+        while self._engine.paused and self.step(timeout) is not None:
+            steps += 1  # step() itself waits until what it delivered has settled
         return steps
 
     def break_on(self, actor: str = "*", action: str = "*") -> None:
@@ -624,9 +641,11 @@ class ActorSystem:
         try:
             self._driver.perform(effects)
             self._projections.flush()
-            self._persister.close(close_store=self._owns_store)
         finally:
-            self._driver.stop()
+            try:
+                self._persister.close(close_store=self._owns_store)
+            finally:
+                self._driver.stop()
 
     def __enter__(self) -> ActorSystem:
         return self

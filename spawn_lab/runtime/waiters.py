@@ -7,6 +7,7 @@ Each is answered at most once: the first ``resolve`` wins (a reply or a timeout)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import cast
 
@@ -81,7 +82,9 @@ class AsyncWaiter:
         if threading.get_ident() == self._thread:
             self._set((ok, value, error))
         else:
-            self._loop.call_soon_threadsafe(self._set, (ok, value, error))
+            # a closed loop means the asker is gone: nobody is left to answer
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._set, (ok, value, error))
         return True
 
     def answered(self) -> tuple[bool, object, BaseException | None] | None:

@@ -318,3 +318,89 @@ def test_html_reprs_show_actors_and_state(system: sl.ActorSystem) -> None:
     page = system._repr_html_()
     assert "counter" in page and "NAMED" in page
     assert "42" in ref._repr_html_()
+
+
+def test_cancelled_ask_async_frees_the_actor_for_the_next_message(system: sl.ActorSystem) -> None:
+    """A caller that ran the handler itself and was cancelled leaves no actor stuck."""
+    slow = sl.Actor("slowpoke", state=0)
+    started = threading.Event()
+
+    @slow.action
+    async def wait(ctx, payload):
+        started.set()
+        await asyncio.sleep(10)
+
+    @slow.action
+    def add(ctx, n):
+        return sl.Value(ctx.state + n, state=ctx.state + n)
+
+    system.register(slow)
+
+    async def cancel_one() -> None:
+        task = asyncio.ensure_future(system.ask_async("slowpoke", "wait"))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        system.tell("slowpoke", "add", 1)  # queued behind the running handler
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_one())
+    system.run_until_idle(timeout=10)
+    assert system.ask("slowpoke", "add", 1) == 2
+
+
+def test_interrupted_handler_frees_the_actor(system: sl.ActorSystem) -> None:
+    """A KeyboardInterrupt (the notebook's interrupt) in a caller-run handler frees the actor."""
+    flaky = sl.Actor("flaky", state=0)
+    calls = []
+
+    @flaky.action
+    def poke(ctx, payload):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return "fine"
+
+    system.register(flaky)
+    with pytest.raises(KeyboardInterrupt):
+        system.ask("flaky", "poke")
+    assert system.ask("flaky", "poke", timeout=5) == "fine"
+
+
+def test_run_until_idle_on_paused_system_waits_for_running_work(system: sl.ActorSystem) -> None:
+    gate = threading.Event()
+    worker = sl.Actor("worker", state=0)
+
+    @worker.action
+    def work(ctx, payload):
+        gate.wait(10)
+        return sl.Value(state=ctx.state + 1, effects=(sl.SideEffect("worker", "bump"),))
+
+    @worker.action
+    def bump(ctx, payload):
+        return sl.Value(state=ctx.state + 10)
+
+    system.register(worker)
+    system.tell("worker", "work")
+    wait_for(lambda: system.mailbox("worker") != [])
+    system.pause()
+    threading.Timer(0.05, gate.set).start()
+    assert system.run_until_idle(timeout=10) == 1  # the side effect, held, then stepped
+    assert system.state("worker") == 11
+
+
+def test_crash_of_a_busy_actor_is_refused(system: sl.ActorSystem) -> None:
+    gate = threading.Event()
+    busy = sl.Actor("busy", state=0)
+    busy.action(lambda ctx, p: gate.wait(10), name="hold")
+    system.register(busy)
+    system.tell("busy", "hold")
+    wait_for(lambda: system.mailbox("busy") != [])
+    try:
+        with pytest.raises(sl.SystemStateError, match="running a handler"):
+            system.crash("busy")
+    finally:
+        gate.set()
+    system.run_until_idle()
+    system.crash("busy")

@@ -129,6 +129,7 @@ def test_inspector_deactivate_button_passivates_the_actor(lab: Lab, system: Acto
 
 def test_inspector_crash_button_drops_unsaved_state(lab: Lab, system: ActorSystem) -> None:
     system.ask("counter", "add", 3)
+    system.run_until_idle()  # the broadcast it made comes back to counter; crash between messages
     lab.actors.select.value = "counter"
     assert not lab.inspector.crash_button.disabled
     lab.inspector.crash_button.click()
