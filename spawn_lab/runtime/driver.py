@@ -160,6 +160,10 @@ class Driver:
             self.perform(effects)
 
     def _load(self, load: Load) -> None:
+        self.perform(self.load(load))
+
+    def load(self, load: Load) -> list[Effect]:
+        """Load an actor's state now, in this thread; return the effects still to perform."""
         snapshot = error = None
         try:
             snapshot = self._system._persister.load(load)
@@ -173,7 +177,7 @@ class Driver:
                 self._clock.now(),
                 rewound=load.revision > 0 and snapshot is not None and snapshot[2] != load.revision,
             )
-        self.perform(effects)
+        return effects
 
     def dispatch(self, run: Run) -> None:
         """Start a Run where its kind belongs: the pool, the loop or the task executor."""

@@ -20,7 +20,7 @@ from typing import Any, cast
 from spawn_lab.core.acl import Policy, load_policies
 from spawn_lab.core.clock import Clock, RealClock
 from spawn_lab.core.effects import Invocation, Load, Reply, Run, Save, Upsert, Via
-from spawn_lab.core.engine import ActorInfo, Engine
+from spawn_lab.core.engine import ActorInfo, Effect, Engine
 from spawn_lab.core.errors import ActorNotFoundError, ConflictError, SystemStateError
 from spawn_lab.core.model import (
     NOOP,
@@ -214,6 +214,8 @@ class ActorSystem:
         """
         if self._closed:
             self._check_open()
+        if self._engine.paused:
+            self._check_not_paused(actor, action)
         waiter = AsyncWaiter(asyncio.get_running_loop())
         inv = self._invocation(actor, action, payload, metadata, register_ref, waiter, True, caller)
         with self._lock:
@@ -345,6 +347,17 @@ class ActorSystem:
         """Submit; if the engine starts the caller's own message at once, return it to run here."""
         with self._lock:
             effects = self._engine.submit(inv, self.clock.now())
+        if any(isinstance(e, Load) and e.actor_id.name == inv.actor for e in effects):
+            # the target is activating: load it here, so that (if nothing else is queued) its
+            # first message is ours to run too, rather than a hop to the pool (which, under
+            # virtual time, has one worker that may be the very thread asking)
+            loaded: list[Effect] = []
+            for effect in effects:
+                if isinstance(effect, Load) and effect.actor_id.name == inv.actor:
+                    loaded.extend(self._driver.load(effect))
+                else:
+                    loaded.append(effect)
+            effects = loaded
         own: Run | None = None
         for i, effect in enumerate(effects):
             if isinstance(effect, Run) and effect.invocation is inv:

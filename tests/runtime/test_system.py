@@ -404,3 +404,19 @@ def test_crash_of_a_busy_actor_is_refused(system: sl.ActorSystem) -> None:
         gate.set()
     system.run_until_idle()
     system.crash("busy")
+
+
+def test_virtual_time_handler_can_ask_an_inactive_stateful_actor() -> None:
+    """With one worker (virtual time), a handler's ask to an actor that must load first is run
+    by the asking thread itself instead of queueing behind it."""
+    with sl.ActorSystem("v-nested", store="memory://", clock=sl.ManualClock(), timeout=5) as s:
+        target = sl.Actor("b", state=0)
+        target.action(lambda ctx, n: sl.Value(ctx.state + n, state=ctx.state + n), name="add")
+        relay = sl.Actor("a", stateful=False)
+        relay.action(lambda ctx, n: ctx.system.ask("b", "add", n), name="relay")
+        s.register(relay)
+        s.register(target)
+        s.deactivate("b")
+        s.tell("a", "relay", 5)
+        s.run_until_idle()
+        assert s.state("b") == 5
