@@ -312,13 +312,15 @@ class Driver:
     def _fire(self) -> None:
         self._timer = None
         self._armed = None
-        with self._lock:
-            effects = self.stage(self._engine.advance(self._clock.now()))
-        self.perform(effects)
-        deadline = self._engine.next_deadline()
-        if deadline is not None and self._armed is None:
-            self._armed = deadline
-            self._arm(deadline)
+        try:
+            with self._lock:
+                effects = self.stage(self._engine.advance(self._clock.now()))
+            self.perform(effects)
+        finally:  # whatever performing did, the next deadline must still be armed
+            deadline = self._engine.next_deadline()
+            if deadline is not None and self._armed is None:
+                self._armed = deadline
+                self._arm(deadline)
 
     def wait_idle(self, timeout: float, done: Callable[[], bool] | None = None) -> bool:
         """Block until the engine is idle (and ``done()`` holds); False on timeout."""
