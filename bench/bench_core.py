@@ -148,10 +148,26 @@ def _run_cases(record: RecordFn, makers: list[tuple[str, Callable[[], Case | str
             record(name, None, "ops/s", note=made)
         else:
             cases[name] = made
+    samples, failed = round_robin(cases)
+    for name, case in cases.items():
+        if name in failed:
+            record(name, None, "ops/s", note=failed[name])
+            continue
+        sample = samples[name]
+        note = f"{case.note}; {sample.note()}" if case.note else sample.note()
+        record(name, sample.best, "ops/s", ratio=case.ratio, note=note)
+
+
+def round_robin(
+    cases: dict[str, Case], factor: int = 1
+) -> tuple[dict[str, Sample], dict[str, str]]:
+    """Time every case ``factor * harness.TRIALS`` times, alternating, so background load hits
+    a figure and its base alike; then check and clean up each. Returns the samples of the cases
+    that worked and the failure notes of the others."""
     rates: dict[str, list[float]] = {name: [] for name in cases}
     failed: dict[str, str] = {}
     try:
-        for _ in range(harness.TRIALS):
+        for _ in range(harness.TRIALS * factor):
             for name, case in cases.items():
                 if name in failed:
                     continue
@@ -165,13 +181,7 @@ def _run_cases(record: RecordFn, makers: list[tuple[str, Callable[[], Case | str
                 case.finish(len(rates[name]))
             except Exception as exc:
                 failed.setdefault(name, f"failed check: {type(exc).__name__}: {exc}")
-    for name, case in cases.items():
-        if name in failed:
-            record(name, None, "ops/s", note=failed[name])
-            continue
-        sample = Sample(rates[name])
-        note = f"{case.note}; {sample.note()}" if case.note else sample.note()
-        record(name, sample.best, "ops/s", ratio=case.ratio, note=note)
+    return {n: Sample(v) for n, v in rates.items() if n not in failed and v}, failed
 
 
 # -- floor_ask -----------------------------------------------------------------------------------

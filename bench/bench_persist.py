@@ -55,8 +55,8 @@ from typing import Any
 
 import spawn_lab as sl
 from bench import harness
-from bench.bench_core import Case, _ask_async_timed, _counter, floor_case
-from bench.harness import RecordFn, Sample, Target, rate, wanted
+from bench.bench_core import Case, _ask_async_timed, _counter, floor_case, round_robin
+from bench.harness import RecordFn, Sample, Target, wanted
 from spawn_lab.protocol import payloads
 from spawn_lab.stores.base import Snapshot
 
@@ -101,30 +101,6 @@ def run(record: RecordFn) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _round_robin(
-    cases: dict[str, Case], factor: int = 1
-) -> tuple[dict[str, Sample], dict[str, str]]:
-    """Time every case ``factor * harness.TRIALS`` times, alternating; then check and clean up."""
-    rates: dict[str, list[float]] = {name: [] for name in cases}
-    failed: dict[str, str] = {}
-    try:
-        for _ in range(harness.TRIALS * factor):
-            for name, case in cases.items():
-                if name in failed:
-                    continue
-                try:
-                    rates[name].extend(rate(case.timed, case.n, 1).values)
-                except Exception as exc:
-                    failed[name] = f"failed: {type(exc).__name__}: {exc}"
-    finally:
-        for name, case in cases.items():
-            try:
-                case.finish(len(rates[name]))
-            except Exception as exc:
-                failed.setdefault(name, f"failed check: {type(exc).__name__}: {exc}")
-    return {n: Sample(v) for n, v in rates.items() if n not in failed and v}, failed
 
 
 def _make(
@@ -313,7 +289,7 @@ def _sqlite_rates(record: RecordFn, tmp: str) -> None:
             ),
             "ops/s",
         )
-    samples, failed = _round_robin(cases)
+    samples, failed = round_robin(cases)
     floor = samples.get("floor")
     for name in names:
         if name in failed:
@@ -380,7 +356,7 @@ def _sqlite_durable(record: RecordFn, tmp: str) -> None:
     _make(record, cases, names[0], lambda: _raw_sqlite_case(tmp), "ops/s")
     if wanted(names[1]):
         _make(record, cases, names[1], lambda: _durable_one_case(tmp), "ops/s")
-    samples, failed = _round_robin(cases, FSYNC_TRIALS_FACTOR)
+    samples, failed = round_robin(cases, FSYNC_TRIALS_FACTOR)
     ratios: dict[str, float | str] = {names[0]: 1.0, names[1]: names[0]}
     for name in names:
         if name in failed:
@@ -499,7 +475,7 @@ def _postgres(record: RecordFn) -> None:
         raw: dict[str, Case] = {}
         _make(record, raw, names[0], lambda: _raw_pg_case(url, systems[0]), "ops/s")
         cases = {**raw, **cases}  # raw first in each round
-        samples, failed = _round_robin(cases)
+        samples, failed = round_robin(cases)
     finally:
         with suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
             # leave the database as it was
