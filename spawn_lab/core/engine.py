@@ -479,9 +479,6 @@ class Engine:
                 self._deliver(inv, now, out)
         return out
 
-    def active_ids(self) -> list[ActorId]:
-        return [e.id for e in self._all_entities()]
-
     def flush(self, now: float, status: Status = Status.DEACTIVATED) -> list[Effect]:
         """Save every dirty stateful actor (on close), durably."""
         out: list[Effect] = []

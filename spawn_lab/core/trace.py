@@ -114,20 +114,6 @@ class TraceEvent:
             text += f", caused by #{self.cause}"
         return text
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able form, used by the JSONL export and replay."""
-        detail = self.detail if isinstance(self.detail, dict) else {"text": str(self.detail)}
-        return {
-            "seq": self.seq,
-            "time": self.time,
-            "kind": self.kind.value,
-            "invocation": self.invocation,
-            "cause": self.cause,
-            "actor": self.actor,
-            "action": self.action,
-            "detail": detail if self.detail is not None else {},
-        }
-
 
 class TraceBus:
     """A bounded ring of raw events plus optional synchronous subscribers."""

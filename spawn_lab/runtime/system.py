@@ -28,6 +28,7 @@ from spawn_lab.core.model import (
     ActorDefinition,
     ActorId,
     HandlerKind,
+    Kind,
     validate_name,
 )
 from spawn_lab.core.trace import EventKind, TraceBus, TraceEvent
@@ -400,10 +401,8 @@ class ActorSystem:
                 infos.append(ActorInfo(ActorId(name, self.name), self._kind_of(name), False, False))
         return infos
 
-    def _kind_of(self, name: str) -> Any:
+    def _kind_of(self, name: str) -> Kind:
         defn = self._engine.definition(name)
-        from spawn_lab.core.model import Kind
-
         return defn.settings.kind if defn else Kind.UNKNOWN
 
     def definition(self, name: str) -> ActorDefinition:
